@@ -1,0 +1,261 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ConnectorReference names a Connector (cluster-scoped).
+type ConnectorReference struct {
+	// name of the Connector.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Name string `json:"name"`
+}
+
+// AuthSpec says how a Connection authenticates.
+type AuthSpec struct {
+	// method is apiToken, oauth2 or pat; the Connector must allow it.
+	Method AuthMethod `json:"method"`
+	// secretRef names a Secret in the Connection's namespace. Keys: apiToken → email,
+	// apiToken; pat → token; oauth2 → accessToken, refreshToken, expiry (RFC 3339), written
+	// by the operator.
+	SecretRef SecretReference `json:"secretRef"`
+}
+
+// ScopeSpec narrows what a Connection syncs and searches.
+type ScopeSpec struct {
+	// containers are Jira project keys or Confluence space keys; empty means every
+	// container the credential can see.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=255
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9_~.-]+$`
+	Containers []string `json:"containers,omitempty"`
+	// filter is a JQL or CQL clause ANDed onto sync and search queries.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Filter string `json:"filter,omitempty"`
+}
+
+// ProbeSpec configures the credential check.
+type ProbeSpec struct {
+	// interval between probes (jittered); defaults to the Connector's probeInterval.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="probe.interval must be at least 10s"
+	// +optional
+	Interval *metav1.Duration `json:"interval,omitempty"`
+}
+
+// SinkSpec is where synced items are delivered.
+type SinkSpec struct {
+	// url receives HTTP POSTs of CloudEvents batches.
+	URL URL `json:"url"`
+	// secretRef names a Secret in the Connection's namespace whose key authorization is
+	// sent as the Authorization header.
+	// +optional
+	SecretRef *SecretReference `json:"secretRef,omitempty"`
+	// batchSize is the number of events per POST.
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	BatchSize int32 `json:"batchSize,omitempty"`
+}
+
+// SyncSpec configures incremental sync to a sink.
+type SyncSpec struct {
+	// suspend stops syncing (no vendor calls for sync) while true.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+	// interval between syncs (jittered); defaults to the Connector's syncInterval.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="sync.interval must be at least 10s"
+	// +optional
+	Interval *metav1.Duration `json:"interval,omitempty"`
+	// since is the lower bound (RFC 3339) of the first sync; unset means everything.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+	// sink receives the items; without it the Connection only probes.
+	// +optional
+	Sink *SinkSpec `json:"sink,omitempty"`
+	// resyncRequest: any new value rewinds every cursor to since; acknowledged in
+	// status.sync.lastHandledResyncRequest.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ResyncRequest string `json:"resyncRequest,omitempty"`
+	// pruneInterval is how often full snapshots of live item ids are sent.
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="sync.pruneInterval must be at least 1m"
+	// +optional
+	PruneInterval *metav1.Duration `json:"pruneInterval,omitempty"`
+}
+
+// WebhookSpec enables the webhook receiver for a Connection.
+type WebhookSpec struct {
+	// secretRef names a Secret in the Connection's namespace with key secret, the HMAC key
+	// of X-Hub-Signature.
+	SecretRef SecretReference `json:"secretRef"`
+}
+
+// ConnectionSpec is one tenant's credentialed link to a Connector.
+type ConnectionSpec struct {
+	// connectorRef names the Connector this Connection uses.
+	ConnectorRef ConnectorReference `json:"connectorRef"`
+	// auth says how to authenticate.
+	Auth AuthSpec `json:"auth"`
+	// scope narrows what is synced and searched.
+	// +optional
+	Scope ScopeSpec `json:"scope,omitempty"`
+	// probe configures the credential check.
+	// +optional
+	Probe ProbeSpec `json:"probe,omitempty"`
+	// sync configures incremental sync; unset means probe only.
+	// +optional
+	Sync *SyncSpec `json:"sync,omitempty"`
+	// webhook enables the signed webhook receiver.
+	// +optional
+	Webhook *WebhookSpec `json:"webhook,omitempty"`
+}
+
+// IdentityStatus is who the credential belongs to.
+type IdentityStatus struct {
+	// accountID is the vendor's account id.
+	// +optional
+	AccountID string `json:"accountID,omitempty"`
+	// displayName is the vendor's display name.
+	// +optional
+	DisplayName string `json:"displayName,omitempty"`
+}
+
+// ProbeStatus is the outcome of the last successful probe.
+type ProbeStatus struct {
+	// lastTime is when the last probe answered.
+	// +optional
+	LastTime *metav1.Time `json:"lastTime,omitempty"`
+	// latencyMillis is the latency of the identity call.
+	// +optional
+	LatencyMillis int64 `json:"latencyMillis,omitempty"`
+}
+
+// CredentialsStatus describes OAuth2 credentials (never their values).
+type CredentialsStatus struct {
+	// expiresAt is when the current access token expires.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+	// lastRefreshTime is when the operator last refreshed the access token.
+	// +optional
+	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
+}
+
+// ContainerSyncStatus is the sync state of one container.
+type ContainerSyncStatus struct {
+	// key is the project or space key.
+	Key string `json:"key"`
+	// name is the project or space name.
+	// +optional
+	Name string `json:"name,omitempty"`
+	// cursor is opaque: the position up to which the sink has acknowledged items.
+	// +optional
+	Cursor string `json:"cursor,omitempty"`
+	// itemsDelivered counts items the sink acknowledged for this container.
+	// +optional
+	ItemsDelivered int64 `json:"itemsDelivered,omitempty"`
+	// lastSyncTime is when this container last finished a sync run.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+}
+
+// SyncStatus is the state of sync.
+type SyncStatus struct {
+	// lastSyncTime is when the last sync run ended.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+	// lastSuccessfulSyncTime is when the last sync run that delivered everything ended.
+	// +optional
+	LastSuccessfulSyncTime *metav1.Time `json:"lastSuccessfulSyncTime,omitempty"`
+	// itemsDelivered counts items the sink acknowledged, all containers together.
+	// +optional
+	ItemsDelivered int64 `json:"itemsDelivered,omitempty"`
+	// lastHandledResyncRequest echoes spec.sync.resyncRequest once handled.
+	// +optional
+	LastHandledResyncRequest string `json:"lastHandledResyncRequest,omitempty"`
+	// containers holds the per-container cursors.
+	// +optional
+	// +listType=map
+	// +listMapKey=key
+	Containers []ContainerSyncStatus `json:"containers,omitempty"`
+}
+
+// ConnectionStatus is the observed state of a Connection.
+type ConnectionStatus struct {
+	// observedGeneration is the generation of the last successful reconcile.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions: Ready, CredentialsValid, Synced, Reconciling, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// type is the Connector's type, copied for printing.
+	// +optional
+	Type ConnectorType `json:"type,omitempty"`
+	// identity is who the credential belongs to.
+	// +optional
+	Identity *IdentityStatus `json:"identity,omitempty"`
+	// probe is the outcome of the last successful probe.
+	// +optional
+	Probe *ProbeStatus `json:"probe,omitempty"`
+	// credentials describes OAuth2 credentials.
+	// +optional
+	Credentials *CredentialsStatus `json:"credentials,omitempty"`
+	// sync is the state of sync.
+	// +optional
+	Sync *SyncStatus `json:"sync,omitempty"`
+	// lastHandledReconcileAt echoes the requested-at annotation once handled.
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+}
+
+// Connection is one tenant's credentialed link to a Connector.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=conn,categories=connectors
+// +kubebuilder:printcolumn:name="Connector",type=string,JSONPath=`.spec.connectorRef.name`
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.status.type`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:printcolumn:name="Items",type=integer,JSONPath=`.status.sync.itemsDelivered`
+// +kubebuilder:printcolumn:name="Last Sync",type=date,JSONPath=`.status.sync.lastSyncTime`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Connection struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ConnectionSpec   `json:"spec"`
+	Status ConnectionStatus `json:"status,omitempty"`
+}
+
+// GetConditions returns the status conditions.
+func (c *Connection) GetConditions() []metav1.Condition { return c.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (c *Connection) SetConditions(conds []metav1.Condition) { c.Status.Conditions = conds }
+
+// ConnectionList is a list of Connections.
+// +kubebuilder:object:root=true
+type ConnectionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Connection `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Connection{}, &ConnectionList{})
+}

@@ -1,0 +1,307 @@
+// Package atlassiantest is a fake Atlassian site for tests and local development, named
+// like the standard library's httptest. One server plays a whole site over real HTTP:
+//
+//	/rest/api/3/...                        Jira Cloud
+//	/rest/api/2/...                        Jira Data Center
+//	/wiki/rest/api/..., /wiki/api/v2/...   Confluence Cloud
+//	/rest/api/user/current                 Confluence Data Center (context path /)
+//	/ex/{jira|confluence}/{CloudID}/...    the OAuth2 gateway in front of the above
+//
+// Answers follow the vendor documents in shared/vendor-specs: the identity answers
+// validate against the Jira OpenAPI document, errors carry the JSON body each API family
+// uses, and 401 answers any request without a known credential. Faults (an error status,
+// Retry-After, added latency) and a log of every request let tests provoke and observe
+// what a real site does under load.
+//
+// So far the fake serves identity only; projects, issues, spaces, pages and search are
+// to be added as further routes on the same mux (see routes).
+package atlassiantest
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// CloudID is the cloud id of the fake site: the OAuth2 gateway paths
+// /ex/jira/{CloudID}/... and /ex/confluence/{CloudID}/... reach it; any other id is 404.
+const CloudID = "f4ce0000-0000-4000-8000-000000000001"
+
+// Account is a user of the fake site and the credentials that authenticate as them.
+type Account struct {
+	// ID is the Atlassian account id (Cloud), also answered as the user key (Data Center).
+	ID string
+	// DisplayName is shown by the identity endpoints.
+	DisplayName string
+	// Email is the login for API-token (Basic) authentication, and its local part is the
+	// Data Center username.
+	Email string
+	// TimeZone is the account's IANA zone; empty answers "UTC", the site default.
+	TimeZone string
+	// APIToken, with Email, authenticates as HTTP Basic; empty disables Basic for the account.
+	APIToken string
+	// PAT authenticates as Bearer (a Data Center personal access token, or an OAuth2
+	// access token through the gateway); empty disables Bearer for the account.
+	PAT string
+}
+
+// Fault makes the fake misbehave on every request until cleared.
+type Fault struct {
+	// Status, when not 0, is answered instead of the real answer, with the API family's
+	// JSON error body.
+	Status int
+	// RetryAfter is sent as Retry-After, in whole seconds rounded up, with a 429 or 503.
+	RetryAfter time.Duration
+	// Latency is waited before answering (or before the fault's answer). A client that
+	// gives up meanwhile gets no answer.
+	Latency time.Duration
+}
+
+// Request is one request the fake received.
+type Request struct {
+	// Time is when it arrived.
+	Time time.Time
+	// Method and Path are as received: Path has no query string and keeps a gateway prefix.
+	Method, Path string
+	// Status is what the fake answered, 0 when it never answered (the client went away
+	// first) or is still answering.
+	Status int
+}
+
+// Server is a fake Atlassian site. It is safe for concurrent use.
+type Server struct {
+	srv     *httptest.Server // nil when the caller serves Handler itself
+	handler http.Handler
+
+	mu       sync.Mutex
+	accounts []Account // in the order added; replaced in place by ID
+	fault    Fault
+	requests []*Request // pointers, so an answer can fill in its own entry after a reset
+}
+
+// New returns a fake that is not listening: serve Handler yourself (as the fake-atlassian
+// command does). URL and Close are for servers from NewServer.
+func New() *Server {
+	s := &Server{}
+	s.handler = s.middleware(s.routes())
+	return s
+}
+
+// NewServer returns a started fake listening on http://127.0.0.1 at a free port. Call
+// Close when done.
+func NewServer() *Server {
+	s := New()
+	s.srv = httptest.NewServer(s.handler)
+	return s
+}
+
+// URL is the site root, for example http://127.0.0.1:41234, without a trailing slash.
+// It is "" for a Server from New.
+func (s *Server) URL() string {
+	if s.srv == nil {
+		return ""
+	}
+	return s.srv.URL
+}
+
+// Close shuts a started server down, waiting for requests in flight. It is a no-op for
+// a Server from New.
+func (s *Server) Close() {
+	if s.srv != nil {
+		s.srv.Close()
+	}
+}
+
+// Handler serves the fake site.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// CloudID is the fake site's cloud id (the constant CloudID), for OAuth2 gateway URLs.
+func (s *Server) CloudID() string { return CloudID }
+
+// AddAccount adds a, replacing the account with the same ID if there is one.
+func (s *Server) AddAccount(a Account) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.accounts {
+		if s.accounts[i].ID == a.ID {
+			s.accounts[i] = a
+			return
+		}
+	}
+	s.accounts = append(s.accounts, a)
+}
+
+// SetFault applies f to every request from now until ClearFault (or the next SetFault).
+func (s *Server) SetFault(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault = f
+}
+
+// ClearFault makes the fake answer normally again.
+func (s *Server) ClearFault() { s.SetFault(Fault{}) }
+
+// Requests returns a copy of every request received since the start or the last
+// ResetRequests, in order of arrival.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Request, len(s.requests))
+	for i, r := range s.requests {
+		out[i] = *r
+	}
+	return out
+}
+
+// CountRequests counts the requests received whose Path is exactly path.
+func (s *Server) CountRequests(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.requests {
+		if r.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
+// ResetRequests forgets the requests received so far.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+// routes registers the API. Handlers that need a user are wrapped with s.authenticated;
+// add projects, issues, spaces, pages and search here.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	// Identity: see identity.go.
+	mux.Handle("GET /rest/api/3/myself", s.authenticated(s.jiraMyselfCloud))
+	mux.Handle("GET /rest/api/2/myself", s.authenticated(s.jiraMyselfDataCenter))
+	mux.Handle("GET /wiki/rest/api/user/current", s.authenticated(s.confluenceCurrentUserCloud))
+	mux.Handle("GET /rest/api/user/current", s.authenticated(s.confluenceCurrentUserDataCenter))
+	// Anything else: authenticate first (as Atlassian does), then 404 in the family's style.
+	mux.Handle("/", s.authenticated(func(w http.ResponseWriter, r *http.Request, _ Account) {
+		writeError(w, r, http.StatusNotFound, "No resource found at this path.")
+	}))
+	return mux
+}
+
+// middleware records every request, applies the fault and strips a gateway prefix.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		s.mu.Lock()
+		entry := &Request{Time: time.Now(), Method: r.Method, Path: r.URL.Path}
+		s.requests = append(s.requests, entry)
+		f := s.fault
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			entry.Status = rec.status
+		}()
+
+		if f.Latency > 0 {
+			t := time.NewTimer(f.Latency)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return // the client went away: no answer, Status stays 0
+			}
+		}
+
+		r, ok := stripGateway(r)
+		if !ok {
+			writeError(rec, r, http.StatusNotFound, "Unknown cloud id.")
+			return
+		}
+		if f.Status != 0 {
+			if f.RetryAfter > 0 && (f.Status == http.StatusTooManyRequests || f.Status == http.StatusServiceUnavailable) {
+				secs := (f.RetryAfter + time.Second - 1) / time.Second
+				rec.Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
+			}
+			writeError(rec, r, f.Status, faultMessage(f.Status))
+			return
+		}
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// gatewayKey carries the gateway prefix (for example /ex/jira/{id}) of a request that came
+// through it, so that links in answers point back through the gateway as Atlassian's do.
+type gatewayKey struct{}
+
+// stripGateway turns /ex/{jira|confluence}/{CloudID}/rest/... into /rest/...; ok is false
+// for a gateway path with an unknown product or cloud id.
+func stripGateway(r *http.Request) (_ *http.Request, ok bool) {
+	rest, isGateway := strings.CutPrefix(r.URL.Path, "/ex/")
+	if !isGateway {
+		return r, true
+	}
+	product, rest, _ := strings.Cut(rest, "/")
+	id, rest, _ := strings.Cut(rest, "/")
+	if (product != "jira" && product != "confluence") || id != CloudID {
+		return r, false
+	}
+	prefix := "/ex/" + product + "/" + id
+	r2 := r.Clone(context.WithValue(r.Context(), gatewayKey{}, prefix))
+	r2.URL.Path = "/" + rest
+	r2.URL.RawPath = ""
+	return r2, true
+}
+
+// siteBase is the root that links in an answer start with: the site as the client
+// addressed it, plus the gateway prefix when the request came through the gateway.
+func siteBase(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	base := scheme + "://" + r.Host
+	if p, ok := r.Context().Value(gatewayKey{}).(string); ok {
+		base += p
+	}
+	return base
+}
+
+func faultMessage(status int) string {
+	switch status {
+	case http.StatusTooManyRequests:
+		return "Rate limit exceeded."
+	case http.StatusServiceUnavailable:
+		return "Service temporarily unavailable."
+	default:
+		return http.StatusText(status)
+	}
+}
+
+// statusRecorder remembers the status written through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,215 @@
+// Package connectors defines the vendor-neutral interface every SaaS connector implements,
+// the normalized data model the sync engine and HTTP API speak, and the registry the
+// reconcilers use to find a connector by its Connector spec.type.
+package connectors
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// AuthMethod names how a Connection authenticates; the values match spec.auth.method.
+type AuthMethod string
+
+const (
+	// AuthAPIToken is Atlassian Cloud's email + API token, sent as HTTP Basic.
+	AuthAPIToken AuthMethod = "apiToken"
+	// AuthOAuth2 is an OAuth 2.0 (3LO) access token, sent as Bearer through the gateway.
+	AuthOAuth2 AuthMethod = "oauth2"
+	// AuthPAT is a personal access token, sent as Bearer.
+	AuthPAT AuthMethod = "pat"
+)
+
+// Deployment flavours, matching spec.deployment.
+const (
+	DeploymentCloud      = "cloud"
+	DeploymentDataCenter = "datacenter"
+)
+
+// Credentials holds the secret material for one Connection. Its String and GoString
+// methods redact every value so that a stray %v never prints a token.
+type Credentials struct {
+	Method AuthMethod
+	// Email and APIToken are set for AuthAPIToken.
+	Email    string
+	APIToken string
+	// Token is the PAT or the OAuth2 access token.
+	Token string
+}
+
+// String returns a description of the credentials without any secret value.
+func (c Credentials) String() string { return fmt.Sprintf("Credentials{Method:%s}", c.Method) }
+
+// GoString is String, so that %#v redacts as well.
+func (c Credentials) GoString() string { return c.String() }
+
+// Doer sends one HTTP request. *http.Client satisfies it; tests and the shared vendor
+// client (rate limits, retries, egress guard) substitute their own.
+type Doer interface {
+	Do(*http.Request) (*http.Response, error)
+}
+
+// Config is what a Provider needs to build a Client for one Connection.
+type Config struct {
+	// BaseURL is the Connector's spec.baseURL (site root).
+	BaseURL string
+	// Deployment is DeploymentCloud or DeploymentDataCenter.
+	Deployment string
+	// CloudID and APIBaseURL select the OAuth2 gateway for Bearer tokens on Cloud.
+	CloudID    string
+	APIBaseURL string
+	// Credentials authenticate every call.
+	Credentials Credentials
+	// HTTP sends the requests; nil means http.DefaultClient (tests only).
+	HTTP Doer
+}
+
+// Identity is who the credential belongs to, as the vendor reports it.
+type Identity struct {
+	AccountID   string
+	DisplayName string
+	// TimeZone is the account's IANA zone when the vendor reports one; the vendor reads
+	// date strings in queries in this zone.
+	TimeZone string
+}
+
+// Container is a Jira project or a Confluence space.
+type Container struct {
+	ID   string `json:"id"`
+	Key  string `json:"key"`
+	Name string `json:"name"`
+}
+
+// Person is an author as the vendor names it.
+type Person struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+}
+
+// ConnectionRef says which Connection an item was read through.
+type ConnectionRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// Item kinds.
+const (
+	KindIssue = "issue"
+	KindPage  = "page"
+)
+
+// Item is the normalized form of a Jira issue or a Confluence page.
+type Item struct {
+	ID         string        `json:"id"`
+	Key        string        `json:"key"`
+	Kind       string        `json:"kind"`
+	Title      string        `json:"title"`
+	Text       string        `json:"text"`
+	URL        string        `json:"url"`
+	Container  string        `json:"container"`
+	Author     Person        `json:"author"`
+	CreatedAt  time.Time     `json:"createdAt"`
+	UpdatedAt  time.Time     `json:"updatedAt"`
+	Connection ConnectionRef `json:"connection"`
+	Type       string        `json:"type"`
+}
+
+// Comment is the normalized form of a Jira comment or a Confluence footer comment.
+type Comment struct {
+	ID        string    `json:"id"`
+	ItemID    string    `json:"itemID"`
+	Author    Person    `json:"author"`
+	Text      string    `json:"text"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+	URL       string    `json:"url"`
+}
+
+// Page is one page of a listing. NextCursor is empty on the last page; cursors are
+// opaque to callers.
+type Page[T any] struct {
+	Items      []T
+	NextCursor string
+}
+
+// ItemQuery selects items of one container.
+type ItemQuery struct {
+	Container    string
+	UpdatedSince time.Time
+	Cursor       string
+	Limit        int
+}
+
+// SearchQuery is a free-text search across the containers a Connection may see.
+type SearchQuery struct {
+	Text string
+	// Containers narrows the search; empty means every container in scope.
+	Containers []string
+	// Filter is the Connection's spec.scope.filter, ANDed onto the query.
+	Filter string
+	Kind   string
+	Cursor string
+	Limit  int
+}
+
+// NewItem is the body of a create call.
+type NewItem struct {
+	Container string
+	Title     string
+	Text      string
+}
+
+// ChangeQuery asks for the items of one container updated at or after Since, oldest
+// first. Implementations must be exact whatever the account's time zone.
+type ChangeQuery struct {
+	Container Container
+	Since     time.Time
+	Filter    string
+	Cursor    string
+	Limit     int
+}
+
+// Prober checks a credential against the vendor's identity endpoint.
+type Prober interface {
+	Identity(ctx context.Context) (Identity, error)
+}
+
+// Reader reads what a Connection holds.
+type Reader interface {
+	Containers(ctx context.Context, cursor string, limit int) (Page[Container], error)
+	Items(ctx context.Context, q ItemQuery) (Page[Item], error)
+	Item(ctx context.Context, id string) (Item, error)
+	Comments(ctx context.Context, itemID, cursor string, limit int) (Page[Comment], error)
+	Search(ctx context.Context, q SearchQuery) (Page[Item], error)
+}
+
+// Writer creates items.
+type Writer interface {
+	Create(ctx context.Context, item NewItem) (Item, error)
+}
+
+// ChangeFeed serves incremental sync and pruning.
+type ChangeFeed interface {
+	Changes(ctx context.Context, q ChangeQuery) (Page[Item], error)
+	LiveIDs(ctx context.Context, container Container, cursor string) (Page[string], error)
+}
+
+// Client is one Connection's handle on its vendor.
+type Client interface {
+	Prober
+	Reader
+	Writer
+	ChangeFeed
+}
+
+// Provider builds Clients for one vendor type.
+type Provider interface {
+	// Type is the Connector spec.type this provider serves.
+	Type() string
+	// Validate checks a Config without I/O and returns warnings for odd but legal input.
+	Validate(cfg Config) (warnings []string, err error)
+	// NewClient returns a Client for cfg. It does no I/O.
+	NewClient(cfg Config) (Client, error)
+}

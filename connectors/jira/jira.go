@@ -1,0 +1,141 @@
+// Package jira is the Jira connector: Jira Cloud through REST API v3 (at the site, or at
+// the OAuth2 gateway for Bearer tokens) and Jira Data Center through REST API v2 with a
+// personal access token. It registers itself as the "jira" provider; import it for its
+// side effect:
+//
+//	import _ "github.com/unified-connectors/connector-operator/connectors/jira"
+package jira
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
+)
+
+// Type is the Connector spec.type this package serves.
+const Type = "jira"
+
+func init() { connectors.Register(Provider{}) }
+
+var (
+	_ connectors.Provider = Provider{}
+	_ connectors.Client   = (*Client)(nil)
+)
+
+// Provider builds Jira Clients.
+type Provider struct{}
+
+// Type returns "jira".
+func (Provider) Type() string { return Type }
+
+// Validate checks cfg without I/O; see atlassian.Validate for the rules.
+func (Provider) Validate(cfg connectors.Config) ([]string, error) {
+	return atlassian.Validate(atlassian.Jira, cfg)
+}
+
+// NewClient returns a Client for cfg without I/O.
+func (Provider) NewClient(cfg connectors.Config) (connectors.Client, error) {
+	return New(cfg)
+}
+
+// Client is one Connection's handle on a Jira site. It is safe for concurrent use.
+type Client struct {
+	api *atlassian.Client
+}
+
+// New returns a Client for cfg without I/O.
+func New(cfg connectors.Config) (*Client, error) {
+	api, err := atlassian.New(atlassian.Jira, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{api: api}, nil
+}
+
+// String describes the client without its credential.
+func (c *Client) String() string { return c.api.String() }
+
+// myself is the part of Jira's User (GET /rest/api/{2,3}/myself) the connector reads.
+// Cloud identifies a user by accountId; Data Center by key (and name, the username).
+type myself struct {
+	AccountID   string `json:"accountId"`
+	Key         string `json:"key"`
+	Name        string `json:"name"`
+	DisplayName string `json:"displayName"`
+	TimeZone    string `json:"timeZone"`
+}
+
+// Identity asks Jira who the credential belongs to: GET /rest/api/3/myself on Cloud, GET
+// /rest/api/2/myself on Data Center, where the user key stands in for the account id.
+// A 401 or 403 is a connectors.KindAuth error.
+func (c *Client) Identity(ctx context.Context) (connectors.Identity, error) {
+	path := "/rest/api/3/myself"
+	if !c.api.IsCloud() {
+		path = "/rest/api/2/myself"
+	}
+	var me myself
+	if err := c.api.Get(ctx, path, nil, &me); err != nil {
+		return connectors.Identity{}, atlassian.AuthOnForbidden(err)
+	}
+	id := me.AccountID
+	if !c.api.IsCloud() {
+		id = me.Key
+		if id == "" {
+			id = me.Name
+		}
+	}
+	if id == "" {
+		return connectors.Identity{}, &connectors.Error{Kind: connectors.KindUnavailable, Vendor: Type,
+			Op: c.api.Op(http.MethodGet, path), Status: http.StatusOK, Reason: "identity answer names no account"}
+	}
+	return connectors.Identity{AccountID: id, DisplayName: me.DisplayName, TimeZone: me.TimeZone}, nil
+}
+
+// notImplemented is the error of the Client methods still to be written.
+func notImplemented(method string) error {
+	return fmt.Errorf("%s: %s is not implemented yet: %w", Type, method, errors.ErrUnsupported)
+}
+
+// Containers is not implemented yet.
+func (c *Client) Containers(context.Context, string, int) (connectors.Page[connectors.Container], error) {
+	return connectors.Page[connectors.Container]{}, notImplemented("Containers")
+}
+
+// Items is not implemented yet.
+func (c *Client) Items(context.Context, connectors.ItemQuery) (connectors.Page[connectors.Item], error) {
+	return connectors.Page[connectors.Item]{}, notImplemented("Items")
+}
+
+// Item is not implemented yet.
+func (c *Client) Item(context.Context, string) (connectors.Item, error) {
+	return connectors.Item{}, notImplemented("Item")
+}
+
+// Comments is not implemented yet.
+func (c *Client) Comments(context.Context, string, string, int) (connectors.Page[connectors.Comment], error) {
+	return connectors.Page[connectors.Comment]{}, notImplemented("Comments")
+}
+
+// Search is not implemented yet.
+func (c *Client) Search(context.Context, connectors.SearchQuery) (connectors.Page[connectors.Item], error) {
+	return connectors.Page[connectors.Item]{}, notImplemented("Search")
+}
+
+// Create is not implemented yet.
+func (c *Client) Create(context.Context, connectors.NewItem) (connectors.Item, error) {
+	return connectors.Item{}, notImplemented("Create")
+}
+
+// Changes is not implemented yet.
+func (c *Client) Changes(context.Context, connectors.ChangeQuery) (connectors.Page[connectors.Item], error) {
+	return connectors.Page[connectors.Item]{}, notImplemented("Changes")
+}
+
+// LiveIDs is not implemented yet.
+func (c *Client) LiveIDs(context.Context, connectors.Container, string) (connectors.Page[string], error) {
+	return connectors.Page[string]{}, notImplemented("LiveIDs")
+}

@@ -1,0 +1,370 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/unified-connectors/connector-operator/api/v1alpha1"
+	"github.com/unified-connectors/connector-operator/connectors"
+)
+
+// Defaults used when neither the Connection nor its Connector sets an interval (the CRD
+// defaults the Connector's, so these only matter for objects written before defaulting).
+const (
+	defaultProbeInterval = 5 * time.Minute
+	// vendorCallTimeout bounds every probe (STYLE 10).
+	vendorCallTimeout = 10 * time.Second
+)
+
+// ConnectionReconciler validates a Connection's references and credential and probes the
+// vendor's identity endpoint on the probe interval.
+type ConnectionReconciler struct {
+	client.Client
+	// APIReader reads Secrets live; Secret data is never cached.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	// HTTP sends vendor requests; nil means the connectors' default client.
+	HTTP connectors.Doer
+	// AllowInsecureVendorURLs lifts the https-only rule (dev and tests only).
+	AllowInsecureVendorURLs bool
+
+	// holds keeps each Connection's vendor-requested pause (Retry-After) so that no
+	// trigger, however it arrives, calls the vendor inside the window.
+	holds sync.Map // types.NamespacedName → time.Time
+}
+
+// +kubebuilder:rbac:groups=connectors.unified.dev,resources=connections,verbs=get;list;watch
+// +kubebuilder:rbac:groups=connectors.unified.dev,resources=connections/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=connectors.unified.dev,resources=connectors,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile runs the fixed skeleton: fetch → deferred status patch → steps in order.
+func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	logger := log.FromContext(ctx)
+
+	conn := &v1alpha1.Connection{}
+	if err := r.Get(ctx, req.NamespacedName, conn); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.holds.Delete(req.NamespacedName)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	// No finalizer: a Connection owns nothing outside the API server.
+	if !conn.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+
+	base := conn.DeepCopy()
+	defer func() {
+		if err := r.patchStatus(ctx, base, conn); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	if conn.Status.ObservedGeneration != conn.Generation {
+		markProgressing(conn, fmt.Sprintf("reconciling generation %d", conn.Generation))
+	}
+
+	// Honour a vendor's Retry-After before anything that could call it.
+	if until, ok := r.holds.Load(req.NamespacedName); ok {
+		if wait := time.Until(until.(time.Time)); wait > 0 {
+			logger.V(1).Info("vendor asked us to wait", "remaining", wait.Round(time.Millisecond))
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+		r.holds.Delete(req.NamespacedName)
+	}
+
+	connector, err := r.reconcileConnector(ctx, conn)
+	if err == nil {
+		err = r.reconcileCredentials(ctx, conn, connector)
+	}
+	return r.finish(ctx, conn, connector, err)
+}
+
+// reconcileConnector resolves the Connector and checks that it admits this Connection.
+func (r *ConnectionReconciler) reconcileConnector(ctx context.Context, conn *v1alpha1.Connection) (*v1alpha1.Connector, error) {
+	connector := &v1alpha1.Connector{}
+	if err := r.Get(ctx, types.NamespacedName{Name: conn.Spec.ConnectorRef.Name}, connector); err != nil {
+		if apierrors.IsNotFound(err) {
+			// No requeue: the Connector watch wakes us when it is created.
+			return nil, stalled(v1alpha1.ConnectorNotFoundReason, "Connector %q not found", conn.Spec.ConnectorRef.Name)
+		}
+		return nil, err
+	}
+	conn.Status.Type = connector.Spec.Type
+
+	if connector.Spec.AllowedNamespaces != nil {
+		sel, err := metav1.LabelSelectorAsSelector(connector.Spec.AllowedNamespaces)
+		if err != nil {
+			return nil, stalled(v1alpha1.NamespaceNotAllowedReason, "Connector %q has an invalid allowedNamespaces selector: %v", connector.Name, err)
+		}
+		// Namespace metadata is all we need; the metadata cache serves it.
+		ns := &metav1.PartialObjectMetadata{}
+		ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+		if err := r.Get(ctx, types.NamespacedName{Name: conn.Namespace}, ns); err != nil {
+			return nil, err
+		}
+		if !sel.Matches(labels.Set(ns.Labels)) {
+			// No requeue: a change to the Connector (or this Connection) wakes us.
+			return nil, stalled(v1alpha1.NamespaceNotAllowedReason, "Connector %q does not allow Connections in namespace %q", connector.Name, conn.Namespace)
+		}
+	}
+	if !connector.AllowsAuthMethod(conn.Spec.Auth.Method) {
+		return nil, stalled(v1alpha1.AuthMethodNotAllowedReason, "Connector %q does not allow auth method %q (allowed: %v)", connector.Name, conn.Spec.Auth.Method, connector.Spec.AuthMethods)
+	}
+	if !meta.IsStatusConditionTrue(connector.Status.Conditions, v1alpha1.ReadyCondition) {
+		msg := "not ready yet"
+		if c := meta.FindStatusCondition(connector.Status.Conditions, v1alpha1.ReadyCondition); c != nil && c.Message != "" {
+			msg = c.Message
+		}
+		// No requeue: the Connector watch wakes us when its Ready condition changes.
+		return nil, stalled(v1alpha1.ConnectorNotReadyReason, "Connector %q is not ready: %s", connector.Name, msg)
+	}
+	return connector, nil
+}
+
+// reconcileCredentials reads the Secret, probes the vendor's identity endpoint, and owns
+// CredentialsValid, identity and probe.
+func (r *ConnectionReconciler) reconcileCredentials(ctx context.Context, conn *v1alpha1.Connection, connector *v1alpha1.Connector) error {
+	err := r.probe(ctx, conn, connector)
+	switch {
+	case err == nil:
+		setCondition(conn, v1alpha1.CredentialsValidCondition, metav1.ConditionTrue, v1alpha1.SucceededReason,
+			fmt.Sprintf("authenticated as %s", conn.Status.Identity.DisplayName))
+	case isTransient(err):
+		// The credential was not judged: keep the last verdict rather than flapping it.
+		if meta.FindStatusCondition(conn.Status.Conditions, v1alpha1.CredentialsValidCondition) == nil {
+			setCondition(conn, v1alpha1.CredentialsValidCondition, metav1.ConditionUnknown, reasonOf(err, v1alpha1.VendorUnreachableReason), err.Error())
+		}
+	default:
+		setCondition(conn, v1alpha1.CredentialsValidCondition, metav1.ConditionFalse, reasonOf(err, v1alpha1.VendorUnreachableReason), err.Error())
+	}
+	return err
+}
+
+func (r *ConnectionReconciler) probe(ctx context.Context, conn *v1alpha1.Connection, connector *v1alpha1.Connector) error {
+	if err := checkVendorURL(string(connector.Spec.BaseURL), r.AllowInsecureVendorURLs); err != nil {
+		return err
+	}
+	secret, err := readSecret(ctx, r.APIReader, conn.Namespace, conn.Spec.Auth.SecretRef.Name)
+	if err != nil {
+		return err
+	}
+	creds, err := credentialsFromSecret(conn.Spec.Auth.Method, secret)
+	if err != nil {
+		return err
+	}
+	provider, ok := connectors.Get(string(connector.Spec.Type))
+	if !ok {
+		return stalled(v1alpha1.ConnectorNotReadyReason, "no connector registered for type %q", connector.Spec.Type)
+	}
+	vc, err := provider.NewClient(vendorConfig(connector, creds, r.HTTP))
+	if err != nil {
+		return stalled(v1alpha1.ConnectorNotReadyReason, "Connector %q: %v", connector.Name, err)
+	}
+
+	callCtx, cancel := context.WithTimeout(ctx, vendorCallTimeout)
+	defer cancel()
+	start := time.Now()
+	id, err := vc.Identity(callCtx)
+	latency := time.Since(start)
+	if err != nil {
+		return classifyVendorError(err)
+	}
+	now := metav1.NewTime(start.Add(latency).Truncate(time.Second))
+	conn.Status.Identity = &v1alpha1.IdentityStatus{AccountID: id.AccountID, DisplayName: id.DisplayName}
+	conn.Status.Probe = &v1alpha1.ProbeStatus{LastTime: &now, LatencyMillis: latency.Milliseconds()}
+	return nil
+}
+
+// classifyVendorError turns a vendor failure into a stalling or waiting error.
+func classifyVendorError(err error) error {
+	switch connectors.KindOf(err) {
+	case connectors.KindAuth:
+		// No requeue: the vendor refused the credential; the Secret watch wakes us.
+		return stalled(v1alpha1.CredentialsRejectedReason, "%v", err)
+	case connectors.KindRateLimited:
+		return waiting(v1alpha1.RateLimitedReason, connectors.RetryAfterOf(err), "%v", err)
+	case connectors.KindEgressDenied:
+		return stalled(v1alpha1.EgressDeniedReason, "%v", err)
+	case connectors.KindInvalid, connectors.KindNotFound:
+		// A 403/404 on the identity endpoint means the credential cannot act here.
+		return stalled(v1alpha1.CredentialsRejectedReason, "%v", err)
+	default:
+		return waiting(v1alpha1.VendorUnreachableReason, connectors.RetryAfterOf(err), "%v", err)
+	}
+}
+
+func isTransient(err error) bool {
+	var w *waitingError
+	return errors.As(err, &w)
+}
+
+// finish turns the outcome of the steps into conditions and a result.
+func (r *ConnectionReconciler) finish(ctx context.Context, conn *v1alpha1.Connection, connector *v1alpha1.Connector, err error) (ctrl.Result, error) {
+	key := client.ObjectKeyFromObject(conn)
+	var stall *stallingError
+	var wait *waitingError
+	switch {
+	case err == nil:
+		markReady(conn, fmt.Sprintf("Connected as %s", conn.Status.Identity.DisplayName))
+		conn.Status.ObservedGeneration = conn.Generation
+		r.acknowledgeRequest(conn)
+		return ctrl.Result{RequeueAfter: jitter(r.probeInterval(conn, connector))}, nil
+	case errors.As(err, &stall):
+		markStalled(conn, stall.reason, stall.msg)
+		conn.Status.ObservedGeneration = conn.Generation
+		r.acknowledgeRequest(conn)
+		log.FromContext(ctx).Info("stalled until a human changes something", "reason", stall.reason, "message", stall.msg)
+		// No requeue: see the step that returned the stalling error.
+		return ctrl.Result{}, nil
+	case errors.As(err, &wait):
+		markRetrying(conn, wait.reason, wait.msg)
+		if wait.after > 0 {
+			r.holds.Store(key, time.Now().Add(wait.after))
+			log.FromContext(ctx).Info("vendor asked us to wait", "reason", wait.reason, "retryAfter", wait.after)
+			return ctrl.Result{RequeueAfter: wait.after}, nil
+		}
+		// Backoff: the controller's exponential rate limiter spaces the retries.
+		return ctrl.Result{}, err
+	default:
+		markRetrying(conn, v1alpha1.ProgressingReason, err.Error())
+		return ctrl.Result{}, err
+	}
+}
+
+func (r *ConnectionReconciler) acknowledgeRequest(conn *v1alpha1.Connection) {
+	if v, ok := conn.Annotations[v1alpha1.RequestedAtAnnotation]; ok {
+		conn.Status.LastHandledReconcileAt = v
+	}
+}
+
+func (r *ConnectionReconciler) probeInterval(conn *v1alpha1.Connection, connector *v1alpha1.Connector) time.Duration {
+	switch {
+	case conn.Spec.Probe.Interval != nil:
+		return conn.Spec.Probe.Interval.Duration
+	case connector != nil && connector.Spec.Defaults.ProbeInterval != nil:
+		return connector.Spec.Defaults.ProbeInterval.Duration
+	default:
+		return defaultProbeInterval
+	}
+}
+
+// patchStatus writes status only when it changed, and emits an Event when Ready moved.
+func (r *ConnectionReconciler) patchStatus(ctx context.Context, base, conn *v1alpha1.Connection) error {
+	if equality.Semantic.DeepEqual(base.Status, conn.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, conn, client.MergeFrom(base)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	recordReadyTransition(r.Recorder, conn, base.Status.Conditions)
+	return nil
+}
+
+// jitter spreads d by ±10% so that Connections created together do not probe together.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}
+
+// SetupWithManager registers the controller, its indexes and its watches.
+func (r *ConnectionReconciler) SetupWithManager(mgr ctrl.Manager, opts ControllerOptions) error {
+	if err := indexConnections(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Connection{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&v1alpha1.Connector{},
+			handler.EnqueueRequestsFromMapFunc(r.connectionsOfConnector),
+			builder.WithPredicates(connectorChangedPredicate())).
+		// Metadata only: Secret data is read live, never cached cluster-wide.
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.connectionsOfSecret),
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+		// A namespace relabelled in or out of a Connector's allowedNamespaces.
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.connectionsInNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		WithOptions(opts.controllerOptions()).
+		Named("connection").
+		Complete(r)
+}
+
+func (r *ConnectionReconciler) connectionsOfConnector(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list v1alpha1.ConnectionList
+	if err := r.List(ctx, &list, client.MatchingFields{indexConnectorRef: obj.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing Connections of Connector", "connector", obj.GetName())
+		return nil
+	}
+	return requestsFor(list.Items)
+}
+
+func (r *ConnectionReconciler) connectionsOfSecret(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list v1alpha1.ConnectionList
+	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()),
+		client.MatchingFields{indexSecretRefs: obj.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing Connections of Secret", "secret", obj.GetName())
+		return nil
+	}
+	return requestsFor(list.Items)
+}
+
+func (r *ConnectionReconciler) connectionsInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list v1alpha1.ConnectionList
+	if err := r.List(ctx, &list, client.InNamespace(obj.GetName())); err != nil {
+		log.FromContext(ctx).Error(err, "listing Connections in namespace", "namespace", obj.GetName())
+		return nil
+	}
+	return requestsFor(list.Items)
+}
+
+func requestsFor(conns []v1alpha1.Connection) []reconcile.Request {
+	reqs := make([]reconcile.Request, 0, len(conns))
+	for i := range conns {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&conns[i])})
+	}
+	return reqs
+}
+
+// connectorChangedPredicate passes Connector events that can change a Connection's
+// outcome: creation, deletion, a new generation, or a Ready transition. Status-only
+// updates (connection counts) are dropped, so they never cause a vendor call.
+func connectorChangedPredicate() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			oldC, okOld := e.ObjectOld.(*v1alpha1.Connector)
+			newC, okNew := e.ObjectNew.(*v1alpha1.Connector)
+			if !okOld || !okNew {
+				return true
+			}
+			if oldC.Generation != newC.Generation {
+				return true
+			}
+			return meta.IsStatusConditionTrue(oldC.Status.Conditions, v1alpha1.ReadyCondition) !=
+				meta.IsStatusConditionTrue(newC.Status.Conditions, v1alpha1.ReadyCondition)
+		},
+	}
+}

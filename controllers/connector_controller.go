@@ -1,0 +1,167 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/unified-connectors/connector-operator/api/v1alpha1"
+	"github.com/unified-connectors/connector-operator/connectors"
+)
+
+// ConnectorReconciler validates Connectors and counts their Connections.
+type ConnectorReconciler struct {
+	client.Client
+	// APIReader reads the OAuth2 client Secret live; Secret data is never cached.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	// Namespace is the operator's own namespace, where OAuth2 client Secrets live.
+	Namespace string
+	// AllowInsecureVendorURLs lifts the https-only rule (dev and tests only).
+	AllowInsecureVendorURLs bool
+}
+
+// +kubebuilder:rbac:groups=connectors.unified.dev,resources=connectors,verbs=get;list;watch
+// +kubebuilder:rbac:groups=connectors.unified.dev,resources=connectors/status,verbs=get;update;patch
+
+// Reconcile validates the Connector and refreshes its counts.
+func (r *ConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	connector := &v1alpha1.Connector{}
+	if err := r.Get(ctx, req.NamespacedName, connector); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	// No finalizer: a Connector owns nothing outside the API server; its Connections
+	// report ConnectorNotFound once it is gone.
+	if !connector.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+
+	base := connector.DeepCopy()
+	defer func() {
+		if err := r.patchStatus(ctx, base, connector); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	if err := r.reconcileCounts(ctx, connector); err != nil {
+		return ctrl.Result{}, err
+	}
+	err := r.reconcileValidation(ctx, connector)
+	var stall *stallingError
+	switch {
+	case err == nil:
+		markReady(connector, fmt.Sprintf("%s connector at %s is ready", connector.Spec.Type, connector.Spec.BaseURL))
+		connector.Status.ObservedGeneration = connector.Generation
+		return ctrl.Result{}, nil
+	case errors.As(err, &stall):
+		markStalled(connector, stall.reason, stall.msg)
+		connector.Status.ObservedGeneration = connector.Generation
+		// No requeue: the Connector or its client Secret changing wakes us.
+		return ctrl.Result{}, nil
+	default:
+		markRetrying(connector, v1alpha1.ProgressingReason, err.Error())
+		return ctrl.Result{}, err
+	}
+}
+
+// reconcileValidation checks what can be checked without calling the vendor.
+func (r *ConnectorReconciler) reconcileValidation(ctx context.Context, connector *v1alpha1.Connector) error {
+	provider, ok := connectors.Get(string(connector.Spec.Type))
+	if !ok {
+		return stalled(v1alpha1.ConnectorNotReadyReason, "no connector registered for type %q (have %v)", connector.Spec.Type, connectors.Types())
+	}
+	if err := checkVendorURL(string(connector.Spec.BaseURL), r.AllowInsecureVendorURLs); err != nil {
+		return err
+	}
+	warnings, err := provider.Validate(vendorConfig(connector, connectors.Credentials{}, nil))
+	if err != nil {
+		return stalled(v1alpha1.ConnectorNotReadyReason, "invalid Connector: %v", err)
+	}
+	for _, w := range warnings {
+		log.FromContext(ctx).Info("connector warning", "warning", w)
+	}
+	if o := connector.Spec.OAuth2; o != nil {
+		secret, err := readSecret(ctx, r.APIReader, r.Namespace, o.ClientSecretRef.Name)
+		if err != nil {
+			return err
+		}
+		if err := requireKeys(secret, keyClientID, keyClientSecret); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reconcileCounts counts the Connections using this Connector and the Ready ones.
+func (r *ConnectorReconciler) reconcileCounts(ctx context.Context, connector *v1alpha1.Connector) error {
+	var list v1alpha1.ConnectionList
+	if err := r.List(ctx, &list, client.MatchingFields{indexConnectorRef: connector.Name}); err != nil {
+		return err
+	}
+	var ready int32
+	for i := range list.Items {
+		if meta.IsStatusConditionTrue(list.Items[i].Status.Conditions, v1alpha1.ReadyCondition) {
+			ready++
+		}
+	}
+	connector.Status.Connections = int32(len(list.Items))
+	connector.Status.ReadyConnections = ready
+	return nil
+}
+
+func (r *ConnectorReconciler) patchStatus(ctx context.Context, base, connector *v1alpha1.Connector) error {
+	if equality.Semantic.DeepEqual(base.Status, connector.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, connector, client.MergeFrom(base)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	recordReadyTransition(r.Recorder, connector, base.Status.Conditions)
+	return nil
+}
+
+// SetupWithManager registers the controller. It expects the Connection indexes, which
+// ConnectionReconciler.SetupWithManager registers; call that first.
+func (r *ConnectorReconciler) SetupWithManager(mgr ctrl.Manager, opts ControllerOptions) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Connector{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.Connection{}, handler.EnqueueRequestsFromMapFunc(
+			func(_ context.Context, o client.Object) []reconcile.Request {
+				return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: o.(*v1alpha1.Connection).Spec.ConnectorRef.Name}}}
+			})).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.connectorsOfSecret),
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+		WithOptions(opts.controllerOptions()).
+		Named("connector").
+		Complete(r)
+}
+
+func (r *ConnectorReconciler) connectorsOfSecret(ctx context.Context, obj client.Object) []reconcile.Request {
+	if obj.GetNamespace() != r.Namespace {
+		return nil
+	}
+	var list v1alpha1.ConnectorList
+	if err := r.List(ctx, &list); err != nil {
+		log.FromContext(ctx).Error(err, "listing Connectors")
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if o := list.Items[i].Spec.OAuth2; o != nil && o.ClientSecretRef.Name == obj.GetName() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}

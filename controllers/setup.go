@@ -1,0 +1,69 @@
+// Package controllers holds the reconcilers of the Connector and Connection kinds.
+package controllers
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/unified-connectors/connector-operator/api/v1alpha1"
+)
+
+// ControllerOptions tune the controllers.
+type ControllerOptions struct {
+	// MaxConcurrentReconciles per controller; 0 means 4.
+	MaxConcurrentReconciles int
+	// RetryMinBackoff and RetryMaxBackoff bound the exponential backoff of transient
+	// errors; 0 means 1s and 5m.
+	RetryMinBackoff, RetryMaxBackoff time.Duration
+}
+
+func (o ControllerOptions) controllerOptions() controller.Options {
+	workers, minB, maxB := o.MaxConcurrentReconciles, o.RetryMinBackoff, o.RetryMaxBackoff
+	if workers == 0 {
+		workers = 4
+	}
+	if minB == 0 {
+		minB = time.Second
+	}
+	if maxB == 0 {
+		maxB = 5 * time.Minute
+	}
+	return controller.Options{
+		MaxConcurrentReconciles: workers,
+		RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](minB, maxB),
+	}
+}
+
+// Field indexes over Connections.
+const (
+	indexConnectorRef = "spec.connectorRef.name"
+	indexSecretRefs   = "spec.secretRefs"
+)
+
+func indexConnections(ctx context.Context, idx client.FieldIndexer) error {
+	if err := idx.IndexField(ctx, &v1alpha1.Connection{}, indexConnectorRef, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.Connection).Spec.ConnectorRef.Name}
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &v1alpha1.Connection{}, indexSecretRefs, func(o client.Object) []string {
+		return secretNames(o.(*v1alpha1.Connection))
+	})
+}
+
+// secretNames lists every Secret a Connection reads, all in its own namespace.
+func secretNames(c *v1alpha1.Connection) []string {
+	names := []string{c.Spec.Auth.SecretRef.Name}
+	if s := c.Spec.Sync; s != nil && s.Sink != nil && s.Sink.SecretRef != nil {
+		names = append(names, s.Sink.SecretRef.Name)
+	}
+	if c.Spec.Webhook != nil {
+		names = append(names, c.Spec.Webhook.SecretRef.Name)
+	}
+	return names
+}

@@ -1,0 +1,57 @@
+// Command manager runs connector-operator: the Connector and Connection controllers.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/unified-connectors/connector-operator/internal/logging"
+	"github.com/unified-connectors/connector-operator/internal/manager"
+)
+
+func main() {
+	var (
+		opts    manager.Options
+		logOpts logging.Options
+	)
+	flag.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	flag.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of the health probes.")
+	flag.BoolVar(&opts.LeaderElection, "leader-elect", true, "Elect a leader so that only one replica syncs.")
+	flag.StringVar(&opts.Namespace, "namespace", envOr("POD_NAMESPACE", "connector-system"), "The operator's own namespace (OAuth2 client Secrets, leader lease).")
+	flag.BoolVar(&opts.AllowInsecureVendorURLs, "allow-insecure-vendor-urls", false, "Allow http and loopback vendors and sinks. For development and tests only; never in production.")
+	flag.IntVar(&opts.Controllers.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Workers per controller.")
+	flag.StringVar(&logOpts.Format, "log-format", "json", "Log format: json or console.")
+	flag.IntVar(&logOpts.Verbosity, "v", 0, "Log verbosity: 0 info, 1 debug.")
+	flag.Parse()
+
+	logger, err := logging.New(logOpts, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctrl.SetLogger(logger)
+	if opts.AllowInsecureVendorURLs {
+		logger.Info("WARNING: --allow-insecure-vendor-urls is set; http and loopback vendors are allowed. Never use it in production.")
+	}
+
+	mgr, err := manager.New(ctrl.GetConfigOrDie(), opts)
+	if err != nil {
+		logger.Error(err, "unable to create the manager")
+		os.Exit(1)
+	}
+	logger.Info("starting manager")
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		logger.Error(err, "manager stopped with an error")
+		os.Exit(1)
+	}
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
+}
