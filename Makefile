@@ -32,6 +32,11 @@ manifests: controller-gen ## Generate CRDs and RBAC from the API types and marke
 generate: controller-gen ## Generate DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+.PHONY: chart-crds
+chart-crds: manifests ## Copy the generated CRDs into the Helm chart (never by hand).
+	mkdir -p charts/connector-operator/crds
+	cp config/crd/bases/*.yaml charts/connector-operator/crds/
+
 .PHONY: fmt
 fmt: ## go fmt the tree.
 	go fmt ./...
@@ -49,14 +54,19 @@ test: manifests generate fmt vet control-plane ## Run every test, envtest suites
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: verify
-verify: manifests generate fmt ## Fail when generated or formatted files are stale.
-	@if [ -n "$$(git status --porcelain -- api config charts)" ] || ! git diff --quiet; then \
+verify: manifests generate fmt chart-crds ## Fail when generated or formatted files are stale.
+	go mod tidy
+	@if [ -n "$$(git status --porcelain)" ]; then \
 		echo "generated files are stale; run 'make manifests generate fmt' and commit:"; \
 		git status --porcelain; git --no-pager diff --stat; exit 1; fi
 
 .PHONY: dev
 dev: control-plane kubectl manifests ## Run everything locally: control plane, CRDs, fake Atlassian, samples, manager.
 	go run ./hack/dev --assets $(ENVTEST_ASSETS) --kubectl $(LOCALBIN)/k8s/kubectl
+
+.PHONY: dev-smoke
+dev-smoke: control-plane kubectl manifests ## make dev, but exit once the samples reach their expected states (CI).
+	go run ./hack/dev --assets $(ENVTEST_ASSETS) --kubectl $(LOCALBIN)/k8s/kubectl --smoke
 
 ##@ Build
 

@@ -79,15 +79,20 @@ func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	base := conn.DeepCopy()
+	if conn.Status.ObservedGeneration != conn.Generation {
+		// Say so before the slow work, so that kstatus (Flux, Argo CD) reads InProgress
+		// rather than the stale verdict of an older generation.
+		markProgressing(conn, fmt.Sprintf("reconciling generation %d", conn.Generation))
+		if err := r.patchStatus(ctx, base, conn); err != nil {
+			return ctrl.Result{}, err
+		}
+		base = conn.DeepCopy()
+	}
 	defer func() {
 		if err := r.patchStatus(ctx, base, conn); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
 	}()
-
-	if conn.Status.ObservedGeneration != conn.Generation {
-		markProgressing(conn, fmt.Sprintf("reconciling generation %d", conn.Generation))
-	}
 
 	// Honour a vendor's Retry-After before anything that could call it.
 	if until, ok := r.holds.Load(req.NamespacedName); ok {
@@ -136,15 +141,18 @@ func (r *ConnectionReconciler) reconcileConnector(ctx context.Context, conn *v1a
 	if !connector.AllowsAuthMethod(conn.Spec.Auth.Method) {
 		return nil, stalled(v1alpha1.AuthMethodNotAllowedReason, "Connector %q does not allow auth method %q (allowed: %v)", connector.Name, conn.Spec.Auth.Method, connector.Spec.AuthMethods)
 	}
-	if !meta.IsStatusConditionTrue(connector.Status.Conditions, v1alpha1.ReadyCondition) {
-		msg := "not ready yet"
-		if c := meta.FindStatusCondition(connector.Status.Conditions, v1alpha1.ReadyCondition); c != nil && c.Message != "" {
-			msg = c.Message
-		}
+	ready := meta.FindStatusCondition(connector.Status.Conditions, v1alpha1.ReadyCondition)
+	switch {
+	case ready != nil && ready.Status == metav1.ConditionTrue:
+		return connector, nil
+	case ready == nil || ready.Status == metav1.ConditionUnknown || connector.Status.ObservedGeneration != connector.Generation:
+		// The Connector is still being reconciled: not a human's problem yet. The Connector
+		// watch wakes us when it settles; the timer is only a safety net.
+		return nil, waiting(v1alpha1.ConnectorNotReadyReason, time.Minute, "Connector %q is not ready yet", connector.Name)
+	default:
 		// No requeue: the Connector watch wakes us when its Ready condition changes.
-		return nil, stalled(v1alpha1.ConnectorNotReadyReason, "Connector %q is not ready: %s", connector.Name, msg)
+		return nil, stalled(v1alpha1.ConnectorNotReadyReason, "Connector %q is not ready: %s", connector.Name, ready.Message)
 	}
-	return connector, nil
 }
 
 // reconcileCredentials reads the Secret, probes the vendor's identity endpoint, and owns
@@ -208,14 +216,14 @@ func classifyVendorError(err error) error {
 		// No requeue: the vendor refused the credential; the Secret watch wakes us.
 		return stalled(v1alpha1.CredentialsRejectedReason, "%v", err)
 	case connectors.KindRateLimited:
-		return waiting(v1alpha1.RateLimitedReason, connectors.RetryAfterOf(err), "%v", err)
+		return vendorWaiting(v1alpha1.RateLimitedReason, connectors.RetryAfterOf(err), err)
 	case connectors.KindEgressDenied:
 		return stalled(v1alpha1.EgressDeniedReason, "%v", err)
 	case connectors.KindInvalid, connectors.KindNotFound:
 		// A 403/404 on the identity endpoint means the credential cannot act here.
 		return stalled(v1alpha1.CredentialsRejectedReason, "%v", err)
 	default:
-		return waiting(v1alpha1.VendorUnreachableReason, connectors.RetryAfterOf(err), "%v", err)
+		return vendorWaiting(v1alpha1.VendorUnreachableReason, connectors.RetryAfterOf(err), err)
 	}
 }
 
@@ -244,9 +252,11 @@ func (r *ConnectionReconciler) finish(ctx context.Context, conn *v1alpha1.Connec
 		return ctrl.Result{}, nil
 	case errors.As(err, &wait):
 		markRetrying(conn, wait.reason, wait.msg)
-		if wait.after > 0 {
+		if wait.vendorAsked {
 			r.holds.Store(key, time.Now().Add(wait.after))
 			log.FromContext(ctx).Info("vendor asked us to wait", "reason", wait.reason, "retryAfter", wait.after)
+		}
+		if wait.after > 0 {
 			return ctrl.Result{RequeueAfter: wait.after}, nil
 		}
 		// Backoff: the controller's exponential rate limiter spaces the retries.

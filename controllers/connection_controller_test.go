@@ -291,10 +291,13 @@ var _ = Describe("Connection", func() {
 
 	It("goes InProgress while it works on a new generation", func(ctx SpecContext) {
 		s := newSite(ctx, v1alpha1.ConnectorTypeJira)
-		s.fake.SetFault(atlassiantest.Fault{Latency: 3 * time.Second})
+		// The probe takes 8 s (under the 10 s call deadline): long enough to observe the
+		// work in progress, which is announced before the probe starts.
+		s.fake.SetFault(atlassiantest.Fault{Latency: 8 * time.Second})
 		ns := newNamespace(ctx, nil)
 		createSecret(ctx, ns, "jira", map[string]string{"email": s.account.Email, "apiToken": s.account.APIToken})
 		key := createConnection(ctx, ns, s.connector.Name, v1alpha1.AuthMethodAPIToken, "jira")
+		Eventually(conditionOf(ctx, key, v1alpha1.ReconcilingCondition), 5*time.Second).Should(haveStatusReason(metav1.ConditionTrue, v1alpha1.ProgressingReason))
 		Expect(kstatusOf(ctx, key)()).To(Equal(status.InProgressStatus))
 		Eventually(kstatusOf(ctx, key), timeout).Should(Equal(status.CurrentStatus))
 	})

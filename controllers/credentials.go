@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,8 +27,11 @@ const (
 // readSecret GETs a Secret live from the API server: the operator does not cache Secret
 // data, only Secret metadata (for the watch).
 func readSecret(ctx context.Context, r client.Reader, namespace, name string) (*corev1.Secret, error) {
+	// client-go logs whole response bodies at high verbosity with the context's logger; a
+	// Secret's body is credentials, so this one call logs nothing at any level.
+	quiet := logr.NewContext(ctx, logr.Discard())
 	var s corev1.Secret
-	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
+	if err := r.Get(quiet, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
 		if apierrors.IsNotFound(err) {
 			// No requeue: the Secret watch wakes us when it appears.
 			return nil, stalled(v1alpha1.SecretNotFoundReason, "Secret %s/%s not found", namespace, name)

@@ -22,6 +22,9 @@ type waitingError struct {
 	reason string
 	msg    string
 	after  time.Duration
+	// vendorAsked marks a pause the vendor requested (Retry-After): no trigger of any kind
+	// may call the vendor before it ends.
+	vendorAsked bool
 }
 
 func (e *waitingError) Error() string { return e.msg }
@@ -35,6 +38,11 @@ func waiting(reason string, after time.Duration, format string, args ...any) err
 }
 
 // reasonOf returns the condition reason an error carries, or fallback.
+// vendorWaiting is a pause the vendor asked for; after == 0 means backoff.
+func vendorWaiting(reason string, after time.Duration, cause error) error {
+	return &waitingError{reason: reason, after: after, msg: cause.Error(), vendorAsked: after > 0}
+}
+
 func reasonOf(err error, fallback string) string {
 	var s *stallingError
 	if errors.As(err, &s) {

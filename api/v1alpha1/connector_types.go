@@ -9,7 +9,7 @@ import (
 // run time unless started with --allow-insecure-vendor-urls.
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=2048
-// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http'] && url(self).getHostname() != ”",message="must be an absolute URL with scheme https or http and a host, e.g. https://acme.atlassian.net"
+// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http'] && size(url(self).getHostname()) > 0",message="must be an absolute URL with scheme https or http and a host, e.g. https://acme.atlassian.net"
 // +kubebuilder:validation:XValidation:rule="!self.contains('@')",message="must not contain userinfo (user:password@); put credentials in a Secret"
 // +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#')",message="must not contain a query or a fragment"
 type URL string

@@ -24,27 +24,6 @@ import (
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 )
 
-// demoAccounts are the fixed accounts of the demo site. Alice's zone is not UTC on
-// purpose: a connector that sends UTC dates in JQL/CQL misses changes for her.
-var demoAccounts = []atlassiantest.Account{
-	{
-		ID:          "5b10a2844c20165700ede21a",
-		DisplayName: "Alice Example",
-		Email:       "alice@example.com",
-		TimeZone:    "Australia/Sydney",
-		APIToken:    "demo-jira-token",
-		PAT:         "demo-pat",
-	},
-	{
-		ID:          "5b10a2844c20165700ede21b",
-		DisplayName: "Bob Example",
-		Email:       "bob@example.com",
-		TimeZone:    "UTC",
-		APIToken:    "demo-bob-token",
-		PAT:         "demo-bob-pat",
-	},
-}
-
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8090", "address to serve the fake site on")
 	flag.Parse()
@@ -55,7 +34,7 @@ func main() {
 
 func run(listen string) error {
 	fake := atlassiantest.New()
-	for _, a := range demoAccounts {
+	for _, a := range atlassiantest.DemoAccounts() {
 		fake.AddAccount(a)
 	}
 
@@ -73,10 +52,10 @@ func run(listen string) error {
 
 	fmt.Printf("fake Atlassian site at %s (cloud id %s)\n", url, fake.CloudID())
 	fmt.Printf("  OAuth2 gateway: apiBaseURL %s, e.g. %s/ex/jira/%s/rest/api/3/myself\n", url, url, fake.CloudID())
-	for _, a := range demoAccounts {
+	for _, a := range atlassiantest.DemoAccounts() {
 		fmt.Printf("  %s: apiToken email=%s token=%s; pat/bearer token=%s\n", a.DisplayName, a.Email, a.APIToken, a.PAT)
 	}
-	fmt.Printf("try: curl -u %s:%s %s/rest/api/3/myself\n", demoAccounts[0].Email, demoAccounts[0].APIToken, url)
+	fmt.Printf("try: curl -u %s:%s %s/rest/api/3/myself\n", atlassiantest.DemoAccounts()[0].Email, atlassiantest.DemoAccounts()[0].APIToken, url)
 
 	select {
 	case err := <-errc:

@@ -1,0 +1,189 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+)
+
+// startAPIServer runs a real kube-apiserver with our CRDs installed.
+func startAPIServer(t *testing.T) client.Client {
+	t.Helper()
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("starting envtest: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func object(t *testing.T, manifest string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(manifest), &u.Object); err != nil {
+		t.Fatalf("bad test manifest: %v", err)
+	}
+	return u
+}
+
+const validConnector = `
+apiVersion: connectors.unified.dev/v1alpha1
+kind: Connector
+metadata: {name: %NAME%}
+spec:
+  type: jira
+  baseURL: https://acme.atlassian.net
+`
+
+const validConnection = `
+apiVersion: connectors.unified.dev/v1alpha1
+kind: Connection
+metadata: {name: %NAME%, namespace: default}
+spec:
+  connectorRef: {name: acme}
+  auth: {method: apiToken, secretRef: {name: jira}}
+`
+
+// TestInvalidManifestsAreRefused sends manifests a user could plausibly write to a real
+// API server and checks each is refused with a message that says what to fix.
+func TestInvalidManifestsAreRefused(t *testing.T) {
+	c := startAPIServer(t)
+	ctx := context.Background()
+
+	cases := []struct {
+		name, base, patch, want string
+	}{
+		{"ftp scheme", validConnector, `{"spec":{"baseURL":"ftp://acme.atlassian.net"}}`, "scheme https or http"},
+		{"not a URL", validConnector, `{"spec":{"baseURL":"acme.atlassian.net"}}`, "scheme https or http"},
+		{"userinfo in URL", validConnector, `{"spec":{"baseURL":"https://admin:hunter2@acme.atlassian.net"}}`, "must not contain userinfo"},
+		{"query in URL", validConnector, `{"spec":{"baseURL":"https://acme.atlassian.net/?token=x"}}`, "must not contain a query or a fragment"},
+		{"fragment in URL", validConnector, `{"spec":{"baseURL":"https://acme.atlassian.net/#x"}}`, "must not contain a query or a fragment"},
+		{"oversize URL", validConnector, `{"spec":{"baseURL":"https://acme.atlassian.net/` + strings.Repeat("a", 2100) + `"}}`, "Too long"},
+		{"unknown type", validConnector, `{"spec":{"type":"gitlab"}}`, `Unsupported value: "gitlab"`},
+		{"unknown deployment", validConnector, `{"spec":{"deployment":"onprem"}}`, `Unsupported value: "onprem"`},
+		{"unknown auth method", validConnector, `{"spec":{"authMethods":["basic"]}}`, `Unsupported value: "basic"`},
+		{"oauth2 allowed without client secret", validConnector, `{"spec":{"authMethods":["oauth2"],"cloudID":"abc-123"}}`, "oauth2 must be set when authMethods allows oauth2"},
+		{"oauth2 settings without oauth2 allowed", validConnector, `{"spec":{"oauth2":{"clientSecretRef":{"name":"c"}}}}`, "oauth2 must be set when authMethods allows oauth2, and only then"},
+		{"oauth2 on cloud without cloudID", validConnector, `{"spec":{"authMethods":["oauth2"],"oauth2":{"clientSecretRef":{"name":"c"}}}}`, "cloudID is required"},
+		{"oauth2 empty client secret name", validConnector, `{"spec":{"authMethods":["oauth2"],"cloudID":"abc","oauth2":{"clientSecretRef":{"name":""}}}}`, "clientSecretRef.name"},
+		{"zero rate limit", validConnector, `{"spec":{"rateLimit":{"requestsPerSecond":0}}}`, "should be greater than or equal to 1"},
+		{"zero probe interval", validConnector, `{"spec":{"defaults":{"probeInterval":"0s"}}}`, "probeInterval must be at least 10s"},
+		{"negative sync interval", validConnector, `{"spec":{"defaults":{"syncInterval":"-5m"}}}`, "syncInterval"},
+		{"interval in words", validConnector, `{"spec":{"defaults":{"probeInterval":"5 minutes"}}}`, "probeInterval"},
+		{"empty secret name", validConnection, `{"spec":{"auth":{"secretRef":{"name":""}}}}`, "spec.auth.secretRef.name"},
+		{"unknown connection auth method", validConnection, `{"spec":{"auth":{"method":"password"}}}`, `Unsupported value: "password"`},
+		{"missing connectorRef", validConnection, `{"spec":{"connectorRef":null}}`, "connectorRef"},
+		{"zero probe interval on Connection", validConnection, `{"spec":{"probe":{"interval":"0s"}}}`, "probe.interval must be at least 10s"},
+		{"negative probe interval on Connection", validConnection, `{"spec":{"probe":{"interval":"-1m"}}}`, "spec.probe.interval"},
+		{"oversize filter", validConnection, `{"spec":{"scope":{"filter":"` + strings.Repeat("x", 5000) + `"}}}`, "Too long"},
+		{"container key with spaces", validConnection, `{"spec":{"scope":{"containers":["MY PROJECT"]}}}`, "spec.scope.containers[0]"},
+		{"sink URL with userinfo", validConnection, `{"spec":{"sync":{"sink":{"url":"http://user:pw@sink.internal"}}}}`, "must not contain userinfo"},
+		{"sink batch size zero", validConnection, `{"spec":{"sync":{"sink":{"url":"http://sink.internal","batchSize":0}}}}`, "batchSize"},
+		{"prune interval too short", validConnection, `{"spec":{"sync":{"pruneInterval":"30s"}}}`, "pruneInterval must be at least 1m"},
+		{"since not a time", validConnection, `{"spec":{"sync":{"since":"yesterday"}}}`, "since"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			u := object(t, strings.ReplaceAll(tc.base, "%NAME%", "invalid-"+strings.ToLower(strings.ReplaceAll(tc.name, " ", "-"))))
+			patch := map[string]any{}
+			if err := yaml.Unmarshal([]byte(tc.patch), &patch); err != nil {
+				t.Fatalf("case %d: bad patch: %v", i, err)
+			}
+			merge(u.Object, patch)
+			err := c.Create(ctx, u)
+			if err == nil {
+				t.Fatalf("the API server accepted an invalid %s", u.GetKind())
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("refused, but the message does not say %q:\n%v", tc.want, err)
+			}
+		})
+	}
+	if len(cases) < 12 {
+		t.Fatalf("want at least 12 cases, have %d", len(cases))
+	}
+}
+
+func TestTypeIsImmutable(t *testing.T) {
+	c := startAPIServer(t)
+	ctx := context.Background()
+	u := object(t, strings.ReplaceAll(validConnector, "%NAME%", "immutable"))
+	if err := c.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedField(u.Object, "confluence", "spec", "type"); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Update(ctx, u)
+	if err == nil || !strings.Contains(err.Error(), "type is immutable") {
+		t.Fatalf("changing spec.type: want 'type is immutable', got %v", err)
+	}
+}
+
+func TestDefaultsAreApplied(t *testing.T) {
+	c := startAPIServer(t)
+	ctx := context.Background()
+	u := object(t, strings.ReplaceAll(validConnector, "%NAME%", "defaults"))
+	if err := c.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]any{
+		"spec.deployment":                  "cloud",
+		"spec.rateLimit.requestsPerSecond": int64(10),
+		"spec.rateLimit.burst":             int64(20),
+		"spec.defaults.probeInterval":      "5m",
+		"spec.defaults.syncInterval":       "15m",
+	} {
+		got, _, _ := unstructured.NestedFieldNoCopy(u.Object, strings.Split(path, ".")...)
+		if got != want {
+			t.Errorf("%s = %v, want %v", path, got, want)
+		}
+	}
+	methods, _, _ := unstructured.NestedStringSlice(u.Object, "spec", "authMethods")
+	if len(methods) != 1 || methods[0] != "apiToken" {
+		t.Errorf("spec.authMethods = %v, want [apiToken]", methods)
+	}
+
+	conn := object(t, strings.ReplaceAll(validConnection, "%NAME%", "defaults"))
+	merge(conn.Object, map[string]any{"spec": map[string]any{"sync": map[string]any{"sink": map[string]any{"url": "http://sink.internal"}}}})
+	if err := c.Create(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := unstructured.NestedInt64(conn.Object, "spec", "sync", "sink", "batchSize"); got != 100 {
+		t.Errorf("spec.sync.sink.batchSize = %d, want 100", got)
+	}
+	if got, _, _ := unstructured.NestedString(conn.Object, "spec", "sync", "pruneInterval"); got != "24h" {
+		t.Errorf("spec.sync.pruneInterval = %q, want 24h", got)
+	}
+}
+
+// merge deep-merges patch into obj; a nil value deletes the key.
+func merge(obj, patch map[string]any) {
+	for k, v := range patch {
+		if v == nil {
+			delete(obj, k)
+			continue
+		}
+		if pm, ok := v.(map[string]any); ok {
+			if om, ok := obj[k].(map[string]any); ok {
+				merge(om, pm)
+				continue
+			}
+		}
+		obj[k] = v
+	}
+}
