@@ -52,6 +52,17 @@ type ConnectionReconciler struct {
 	// holds keeps each Connection's vendor-requested pause (Retry-After) so that no
 	// trigger, however it arrives, calls the vendor inside the window.
 	holds sync.Map // types.NamespacedName → time.Time
+	// rejected remembers, per Connection, the inputs under which the vendor last rejected
+	// the credential, so that duplicate or periodic triggers do not ask again until the
+	// Connection, its Connector, its Secret or the requested-at annotation changes.
+	rejected sync.Map // types.NamespacedName → probeInputs
+}
+
+// probeInputs identifies everything a probe's verdict depends on.
+type probeInputs struct {
+	connection, connector int64
+	secretVersion         string
+	requestedAt           string
 }
 
 // +kubebuilder:rbac:groups=connectors.unified.dev,resources=connections,verbs=get;list;watch
@@ -70,6 +81,7 @@ func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.Get(ctx, req.NamespacedName, conn); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.holds.Delete(req.NamespacedName)
+			r.rejected.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -186,6 +198,17 @@ func (r *ConnectionReconciler) probe(ctx context.Context, conn *v1alpha1.Connect
 	if err != nil {
 		return err
 	}
+	key := client.ObjectKeyFromObject(conn)
+	inputs := probeInputs{conn.Generation, connector.Generation, secret.ResourceVersion, conn.Annotations[v1alpha1.RequestedAtAnnotation]}
+	if last, ok := r.rejected.Load(key); ok && last.(probeInputs) == inputs {
+		// No vendor call: nothing changed since the vendor rejected this credential.
+		c := meta.FindStatusCondition(conn.Status.Conditions, v1alpha1.CredentialsValidCondition)
+		if c != nil && c.Reason == v1alpha1.CredentialsRejectedReason {
+			return stalled(v1alpha1.CredentialsRejectedReason, "%s", c.Message)
+		}
+	}
+	r.rejected.Delete(key)
+
 	provider, ok := connectors.Get(string(connector.Spec.Type))
 	if !ok {
 		return stalled(v1alpha1.ConnectorNotReadyReason, "no connector registered for type %q", connector.Spec.Type)
@@ -201,7 +224,11 @@ func (r *ConnectionReconciler) probe(ctx context.Context, conn *v1alpha1.Connect
 	id, err := vc.Identity(callCtx)
 	latency := time.Since(start)
 	if err != nil {
-		return classifyVendorError(err)
+		err = classifyVendorError(err)
+		if reasonOf(err, "") == v1alpha1.CredentialsRejectedReason {
+			r.rejected.Store(key, inputs)
+		}
+		return err
 	}
 	now := metav1.NewTime(start.Add(latency).Truncate(time.Second))
 	conn.Status.Identity = &v1alpha1.IdentityStatus{AccountID: id.AccountID, DisplayName: id.DisplayName}

@@ -89,8 +89,11 @@ func (r *ConnectorReconciler) reconcileValidation(ctx context.Context, connector
 	if err != nil {
 		return stalled(v1alpha1.ConnectorNotReadyReason, "invalid Connector: %v", err)
 	}
-	for _, w := range warnings {
-		log.FromContext(ctx).Info("connector warning", "warning", w)
+	if connector.Status.ObservedGeneration != connector.Generation {
+		// Once per generation: the Connector is reconciled on every Connection change.
+		for _, w := range warnings {
+			log.FromContext(ctx).Info("connector warning", "warning", w)
+		}
 	}
 	if o := connector.Spec.OAuth2; o != nil {
 		secret, err := readSecret(ctx, r.APIReader, r.Namespace, o.ClientSecretRef.Name)
