@@ -8,9 +8,9 @@ package main
 
 import (
 	"context"
-	"maps"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
