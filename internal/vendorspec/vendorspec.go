@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 
@@ -158,10 +159,38 @@ func (s *Spec) ValidateRequest(ctx context.Context, req *http.Request) (*openapi
 		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
 	}
 	in := &openapi3filter.RequestValidationInput{Request: routed, PathParams: params, Route: route, Options: options}
+	if err := unknownQueryParameters(route.PathItem, route.Operation, routed.URL.Query()); err != nil {
+		return in, fmt.Errorf("request %s (%s): %w", route.Operation.OperationID, req.URL.Path, err)
+	}
 	if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
 		return in, fmt.Errorf("request %s (%s): %w", route.Operation.OperationID, req.URL.Path, err)
 	}
 	return in, nil
+}
+
+// unknownQueryParameters fails on a query parameter the operation does not declare:
+// kin-openapi ignores those, but a vendor may reject them or, worse, silently ignore a
+// misspelt filter.
+func unknownQueryParameters(item *openapi3.PathItem, op *openapi3.Operation, query url.Values) error {
+	declared := map[string]bool{}
+	for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
+		for _, p := range params {
+			if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
+				declared[p.Value.Name] = true
+			}
+		}
+	}
+	var unknown []string
+	for name := range query {
+		if !declared[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("undeclared query parameter(s) %s", strings.Join(unknown, ", "))
+	}
+	return nil
 }
 
 // ValidateResponse validates an answer to the request of in. Statuses the operation

@@ -186,6 +186,10 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /rest/api/2/myself", s.authenticated(s.jiraMyselfDataCenter))
 	mux.Handle("GET /wiki/rest/api/user/current", s.authenticated(s.confluenceCurrentUserCloud))
 	mux.Handle("GET /rest/api/user/current", s.authenticated(s.confluenceCurrentUserDataCenter))
+	// Each product's content routes live in its own files.
+	s.jiraRoutes(mux)
+	s.confluenceRoutes(mux)
+	s.oauthRoutes(mux)
 	// Anything else: authenticate first (as Atlassian does), then 404 in the family's style.
 	mux.Handle("/", s.authenticated(func(w http.ResponseWriter, r *http.Request, _ Account) {
 		writeError(w, r, http.StatusNotFound, "No resource found at this path.")
