@@ -17,6 +17,11 @@ ENVTEST_ASSETS ?= $(LOCALBIN)/k8s
 export KUBEBUILDER_ASSETS ?= $(ENVTEST_ASSETS)
 
 GO_TEST_FLAGS ?= -count=1 -timeout=30m
+# Fuzz targets run briefly by make test (package:target); make fuzz FUZZTIME=5m for longer.
+FUZZ_TARGETS ?= ./connectors/atlassian:FuzzParseTime ./connectors/atlassian:FuzzADFToText \
+	./connectors/atlassian:FuzzStorageToText ./connectors/jira:FuzzCursor \
+	./connectors/confluence:FuzzCursor ./internal/egress:FuzzCheckURL
+FUZZTIME ?= 5s
 
 .PHONY: all
 all: build
@@ -50,8 +55,20 @@ lint: golangci-lint ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: manifests generate fmt vet control-plane ## Run every test, envtest suites included, against a real kube-apiserver.
+test: manifests generate fmt vet control-plane ## Run every test, envtest suites included, against a real kube-apiserver, then each fuzz target briefly.
 	go test $(GO_TEST_FLAGS) ./...
+	$(MAKE) fuzz
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME.
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo ">> fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		go test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) "$${t%%:*}"; \
+	done
+
+.PHONY: bench
+bench: control-plane ## Run the benchmarks (figures for the issues' closing notes).
+	go test -run='^$$' -bench=. -benchmem -count=1 ./...
 
 .PHONY: verify
 verify: manifests generate fmt chart-crds ## Fail when generated or formatted files are stale.

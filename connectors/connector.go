@@ -213,3 +213,17 @@ type Provider interface {
 	// NewClient returns a Client for cfg. It does no I/O.
 	NewClient(cfg Config) (Client, error)
 }
+
+type idempotentKey struct{}
+
+// WithIdempotent marks the calls made with ctx as safe to repeat even though their HTTP
+// method is not (a search sent as POST), so the vendor client may retry them.
+func WithIdempotent(ctx context.Context) context.Context {
+	return context.WithValue(ctx, idempotentKey{}, true)
+}
+
+// IsIdempotent reports whether ctx was marked by WithIdempotent.
+func IsIdempotent(ctx context.Context) bool {
+	marked, _ := ctx.Value(idempotentKey{}).(bool)
+	return marked
+}

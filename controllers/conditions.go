@@ -64,19 +64,29 @@ func markProgressing(obj conditionsObject, msg string) {
 	}
 }
 
-// recordReadyTransition emits an Event when Ready changed status or reason since before:
-// Events mark transitions, not reconciles.
-func recordReadyTransition(rec events.EventRecorder, obj conditionsObject, before []metav1.Condition) {
-	a := meta.FindStatusCondition(obj.GetConditions(), v1alpha1.ReadyCondition)
+func conditionOf(obj conditionsObject, typ string) *metav1.Condition {
+	return meta.FindStatusCondition(obj.GetConditions(), typ)
+}
+
+// recordTransitions emits an Event when Ready or Synced changed status or reason since
+// before: Events mark transitions (failure, recovery), not reconciles.
+func recordTransitions(rec events.EventRecorder, obj conditionsObject, before []metav1.Condition) {
+	for _, typ := range []string{v1alpha1.ReadyCondition, v1alpha1.SyncedCondition} {
+		recordTransition(rec, obj, before, typ)
+	}
+}
+
+func recordTransition(rec events.EventRecorder, obj conditionsObject, before []metav1.Condition, typ string) {
+	a := meta.FindStatusCondition(obj.GetConditions(), typ)
 	if a == nil || a.Status == metav1.ConditionUnknown {
 		return
 	}
-	if b := meta.FindStatusCondition(before, v1alpha1.ReadyCondition); b != nil && b.Status == a.Status && b.Reason == a.Reason {
+	if b := meta.FindStatusCondition(before, typ); b != nil && b.Status == a.Status && b.Reason == a.Reason {
 		return
 	}
 	kind := corev1.EventTypeWarning
 	if a.Status == metav1.ConditionTrue {
 		kind = corev1.EventTypeNormal
 	}
-	rec.Eventf(obj.(runtime.Object), nil, kind, a.Reason, "Reconcile", "%s", a.Message)
+	rec.Eventf(obj.(runtime.Object), nil, kind, a.Reason, typ, "%s", a.Message)
 }

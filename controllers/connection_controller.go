@@ -24,9 +24,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/internal/oauth"
+	"github.com/unified-connectors/connector-operator/internal/vendorclient"
 )
 
 // Defaults used when neither the Connection nor its Connector sets an interval (the CRD
@@ -41,13 +44,12 @@ const (
 // vendor's identity endpoint on the probe interval.
 type ConnectionReconciler struct {
 	client.Client
-	// APIReader reads Secrets live; Secret data is never cached.
-	APIReader client.Reader
-	Recorder  events.EventRecorder
-	// HTTP sends vendor requests; nil means the connectors' default client.
-	HTTP connectors.Doer
-	// AllowInsecureVendorURLs lifts the https-only rule (dev and tests only).
-	AllowInsecureVendorURLs bool
+	Recorder events.EventRecorder
+	// Vendors builds each Connection's vendor client (credentials, OAuth2 refresh, rate
+	// limit, Retry-After, retries, egress guard), shared with the sync engine and the API.
+	Vendors *vendorclient.Factory
+	// Sync is the sync engine (leader only); nil disables sync.
+	Sync SyncEngine
 
 	// holds keeps each Connection's vendor-requested pause (Retry-After) so that no
 	// trigger, however it arrives, calls the vendor inside the window.
@@ -56,6 +58,20 @@ type ConnectionReconciler struct {
 	// the credential, so that duplicate or periodic triggers do not ask again until the
 	// Connection, its Connector, its Secret or the requested-at annotation changes.
 	rejected sync.Map // types.NamespacedName → probeInputs
+	// probed remembers the inputs and time of each Connection's last successful probe,
+	// so reconciles caused by sync progress do not call the vendor again before the
+	// probe interval.
+	probed sync.Map // types.NamespacedName → probeRecord
+	// webhooks remembers the webhook annotations already handed to the engine.
+	webhooks sync.Map // types.NamespacedName → map[container]value
+	// syncEvents carries the engine's "look again" into the controller's queue.
+	syncEvents chan event.GenericEvent
+}
+
+// probeRecord is a successful probe.
+type probeRecord struct {
+	inputs probeInputs
+	at     time.Time
 }
 
 // probeInputs identifies everything a probe's verdict depends on.
@@ -68,7 +84,7 @@ type probeInputs struct {
 // +kubebuilder:rbac:groups=connectors.unified.dev,resources=connections,verbs=get;list;watch
 // +kubebuilder:rbac:groups=connectors.unified.dev,resources=connections/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=connectors.unified.dev,resources=connectors,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;update
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -82,6 +98,13 @@ func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		if apierrors.IsNotFound(err) {
 			r.holds.Delete(req.NamespacedName)
 			r.rejected.Delete(req.NamespacedName)
+			r.Vendors.Forget(req.NamespacedName)
+			r.probed.Delete(req.NamespacedName)
+			r.webhooks.Delete(req.NamespacedName)
+			connectionReady.DeletePartialMatch(map[string]string{"namespace": req.Namespace, "name": req.Name})
+			if r.Sync != nil {
+				r.Sync.Remove(req.NamespacedName)
+			}
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -118,6 +141,9 @@ func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	connector, err := r.reconcileConnector(ctx, conn)
 	if err == nil {
 		err = r.reconcileCredentials(ctx, conn, connector)
+	}
+	if err == nil {
+		err = r.reconcileSync(ctx, conn, connector)
 	}
 	return r.finish(ctx, conn, connector, err)
 }
@@ -187,19 +213,28 @@ func (r *ConnectionReconciler) reconcileCredentials(ctx context.Context, conn *v
 }
 
 func (r *ConnectionReconciler) probe(ctx context.Context, conn *v1alpha1.Connection, connector *v1alpha1.Connector) error {
-	if err := checkVendorURL(string(connector.Spec.BaseURL), r.AllowInsecureVendorURLs); err != nil {
-		return err
-	}
-	secret, err := readSecret(ctx, r.APIReader, conn.Namespace, conn.Spec.Auth.SecretRef.Name)
+	res, err := r.Vendors.ClientFor(ctx, conn, connector)
 	if err != nil {
-		return err
+		var p *vendorclient.Problem
+		if errors.As(err, &p) && p.Reason == v1alpha1.RefreshFailedReason {
+			r.Recorder.Eventf(conn, nil, corev1.EventTypeWarning, v1alpha1.RefreshFailedReason, "RefreshToken", "%s", p.Message)
+		}
+		return fromProblem(err)
 	}
-	creds, err := credentialsFromSecret(conn.Spec.Auth.Method, secret)
-	if err != nil {
-		return err
+	if tok := res.OAuth; tok != nil {
+		if conn.Status.Credentials == nil {
+			conn.Status.Credentials = &v1alpha1.CredentialsStatus{}
+		}
+		expires := metav1.NewTime(tok.Expiry.Truncate(time.Second))
+		conn.Status.Credentials.ExpiresAt = &expires
+		if tok.Refreshed {
+			now := metav1.NewTime(time.Now().Truncate(time.Second))
+			conn.Status.Credentials.LastRefreshTime = &now
+		}
 	}
+
 	key := client.ObjectKeyFromObject(conn)
-	inputs := probeInputs{conn.Generation, connector.Generation, secret.ResourceVersion, conn.Annotations[v1alpha1.RequestedAtAnnotation]}
+	inputs := probeInputs{conn.Generation, connector.Generation, res.SecretVersion, conn.Annotations[v1alpha1.RequestedAtAnnotation]}
 	if last, ok := r.rejected.Load(key); ok && last.(probeInputs) == inputs {
 		// No vendor call: nothing changed since the vendor rejected this credential.
 		c := meta.FindStatusCondition(conn.Status.Conditions, v1alpha1.CredentialsValidCondition)
@@ -208,20 +243,18 @@ func (r *ConnectionReconciler) probe(ctx context.Context, conn *v1alpha1.Connect
 		}
 	}
 	r.rejected.Delete(key)
-
-	provider, ok := connectors.Get(string(connector.Spec.Type))
-	if !ok {
-		return stalled(v1alpha1.ConnectorNotReadyReason, "no connector registered for type %q", connector.Spec.Type)
-	}
-	vc, err := provider.NewClient(vendorConfig(connector, creds, r.HTTP))
-	if err != nil {
-		return stalled(v1alpha1.ConnectorNotReadyReason, "Connector %q: %v", connector.Name, err)
+	if last, ok := r.probed.Load(key); ok {
+		rec := last.(probeRecord)
+		if rec.inputs == inputs && time.Since(rec.at) < r.probeInterval(conn, connector) && conn.Status.Identity != nil {
+			// Nothing changed and the last probe is recent: this reconcile is about sync.
+			return nil
+		}
 	}
 
 	callCtx, cancel := context.WithTimeout(ctx, vendorCallTimeout)
 	defer cancel()
 	start := time.Now()
-	id, err := vc.Identity(callCtx)
+	id, err := res.Client.Identity(callCtx)
 	latency := time.Since(start)
 	if err != nil {
 		err = classifyVendorError(err)
@@ -230,6 +263,8 @@ func (r *ConnectionReconciler) probe(ctx context.Context, conn *v1alpha1.Connect
 		}
 		return err
 	}
+	r.probed.Store(key, probeRecord{inputs: inputs, at: time.Now()})
+	probeLatency.WithLabelValues(string(connector.Spec.Type)).Observe(latency.Seconds())
 	now := metav1.NewTime(start.Add(latency).Truncate(time.Second))
 	conn.Status.Identity = &v1alpha1.IdentityStatus{AccountID: id.AccountID, DisplayName: id.DisplayName}
 	conn.Status.Probe = &v1alpha1.ProbeStatus{LastTime: &now, LatencyMillis: latency.Milliseconds()}
@@ -266,10 +301,19 @@ func (r *ConnectionReconciler) finish(ctx context.Context, conn *v1alpha1.Connec
 	var wait *waitingError
 	switch {
 	case err == nil:
-		markReady(conn, fmt.Sprintf("Connected as %s", conn.Status.Identity.DisplayName))
+		msg := fmt.Sprintf("Connected as %s", conn.Status.Identity.DisplayName)
+		if c := conditionOf(conn, v1alpha1.SyncedCondition); c != nil && c.Message != "" {
+			msg += "; sync: " + c.Message
+		}
+		markReady(conn, msg)
 		conn.Status.ObservedGeneration = conn.Generation
 		r.acknowledgeRequest(conn)
-		return ctrl.Result{RequeueAfter: jitter(r.probeInterval(conn, connector))}, nil
+		next := jitter(r.probeInterval(conn, connector))
+		if c := conn.Status.Credentials; c != nil && c.ExpiresAt != nil {
+			// Come back in time to refresh the access token before it expires.
+			next = min(next, max(time.Second, time.Until(c.ExpiresAt.Add(-oauth.RefreshBefore))))
+		}
+		return ctrl.Result{RequeueAfter: next}, nil
 	case errors.As(err, &stall):
 		markStalled(conn, stall.reason, stall.msg)
 		conn.Status.ObservedGeneration = conn.Generation
@@ -316,10 +360,15 @@ func (r *ConnectionReconciler) patchStatus(ctx context.Context, base, conn *v1al
 	if equality.Semantic.DeepEqual(base.Status, conn.Status) {
 		return nil
 	}
+	ready := 0.0
+	if meta.IsStatusConditionTrue(conn.Status.Conditions, v1alpha1.ReadyCondition) {
+		ready = 1
+	}
+	connectionReady.WithLabelValues(conn.Namespace, conn.Name, string(conn.Status.Type)).Set(ready)
 	if err := r.Status().Patch(ctx, conn, client.MergeFrom(base)); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	recordReadyTransition(r.Recorder, conn, base.Status.Conditions)
+	recordTransitions(r.Recorder, conn, base.Status.Conditions)
 	return nil
 }
 
@@ -333,6 +382,7 @@ func (r *ConnectionReconciler) SetupWithManager(mgr ctrl.Manager, opts Controlle
 	if err := indexConnections(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
+	r.syncEvents = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Connection{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
@@ -345,6 +395,8 @@ func (r *ConnectionReconciler) SetupWithManager(mgr ctrl.Manager, opts Controlle
 		// A namespace relabelled in or out of a Connector's allowedNamespaces.
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.connectionsInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		// The sync engine's reports (state changes) come back through this channel.
+		WatchesRawSource(source.Channel(r.syncEvents, &handler.EnqueueRequestForObject{})).
 		WithOptions(opts.controllerOptions()).
 		Named("connection").
 		Complete(r)

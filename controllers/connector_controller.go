@@ -18,19 +18,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
-	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/internal/vendorclient"
 )
 
 // ConnectorReconciler validates Connectors and counts their Connections.
 type ConnectorReconciler struct {
 	client.Client
-	// APIReader reads the OAuth2 client Secret live; Secret data is never cached.
-	APIReader client.Reader
-	Recorder  events.EventRecorder
+	Recorder events.EventRecorder
 	// Namespace is the operator's own namespace, where OAuth2 client Secrets live.
 	Namespace string
-	// AllowInsecureVendorURLs lifts the https-only rule (dev and tests only).
-	AllowInsecureVendorURLs bool
+	// Vendors checks Connectors statically (type, egress rules, OAuth2 client Secret).
+	Vendors *vendorclient.Factory
 }
 
 // +kubebuilder:rbac:groups=connectors.unified.dev,resources=connectors,verbs=get;list;watch
@@ -78,30 +76,14 @@ func (r *ConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 
 // reconcileValidation checks what can be checked without calling the vendor.
 func (r *ConnectorReconciler) reconcileValidation(ctx context.Context, connector *v1alpha1.Connector) error {
-	provider, ok := connectors.Get(string(connector.Spec.Type))
-	if !ok {
-		return stalled(v1alpha1.ConnectorNotReadyReason, "no connector registered for type %q (have %v)", connector.Spec.Type, connectors.Types())
-	}
-	if err := checkVendorURL(string(connector.Spec.BaseURL), r.AllowInsecureVendorURLs); err != nil {
-		return err
-	}
-	warnings, err := provider.Validate(vendorConfig(connector, connectors.Credentials{}, nil))
+	warnings, err := r.Vendors.CheckConnector(ctx, connector)
 	if err != nil {
-		return stalled(v1alpha1.ConnectorNotReadyReason, "invalid Connector: %v", err)
+		return fromProblem(err)
 	}
 	if connector.Status.ObservedGeneration != connector.Generation {
 		// Once per generation: the Connector is reconciled on every Connection change.
 		for _, w := range warnings {
 			log.FromContext(ctx).Info("connector warning", "warning", w)
-		}
-	}
-	if o := connector.Spec.OAuth2; o != nil {
-		secret, err := readSecret(ctx, r.APIReader, r.Namespace, o.ClientSecretRef.Name)
-		if err != nil {
-			return err
-		}
-		if err := requireKeys(secret, keyClientID, keyClientSecret); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -131,7 +113,7 @@ func (r *ConnectorReconciler) patchStatus(ctx context.Context, base, connector *
 	if err := r.Status().Patch(ctx, connector, client.MergeFrom(base)); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	recordReadyTransition(r.Recorder, connector, base.Status.Conditions)
+	recordTransitions(r.Recorder, connector, base.Status.Conditions)
 	return nil
 }
 

@@ -5,9 +5,11 @@ import (
 	"context"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
@@ -66,4 +68,20 @@ func secretNames(c *v1alpha1.Connection) []string {
 		names = append(names, c.Spec.Webhook.SecretRef.Name)
 	}
 	return names
+}
+
+var probeLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	Name:    "connector_probe_duration_seconds",
+	Help:    "Latency of the identity probe, by connector type.",
+	Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+}, []string{"connector_type"})
+
+// connectionReady reports per-Connection readiness (1 Ready, 0 not).
+var connectionReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "connector_connection_ready",
+	Help: "1 when the Connection is Ready, 0 otherwise.",
+}, []string{"namespace", "name", "connector_type"})
+
+func init() {
+	metrics.Registry.MustRegister(probeLatency, connectionReady)
 }

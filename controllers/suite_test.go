@@ -150,6 +150,13 @@ func (s *secretValues) token(prefix string) string {
 	return v
 }
 
+// remember adds values handed out by someone else (the fake's OAuth2 server).
+func (s *secretValues) remember(values ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.values = append(s.values, values...)
+}
+
 func (s *secretValues) all() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/internal/egress"
 )
 
 // Product names the Atlassian product a Client talks to. Its value is the connector type
@@ -190,6 +191,9 @@ type Request struct {
 	Query url.Values
 	// Body, when not nil, is sent as JSON.
 	Body any
+	// Idempotent marks a call that may be repeated although its method is not GET, such
+	// as Jira's POST /rest/api/3/search/jql, so the vendor client may retry it.
+	Idempotent bool
 }
 
 // Get is Do for a GET of path with query, decoding the answer into out.
@@ -230,6 +234,9 @@ func (c *Client) Do(ctx context.Context, r Request, out any) error {
 				Reason: "cannot encode request body", Err: err}
 		}
 		body = bytes.NewReader(b)
+	}
+	if r.Idempotent {
+		ctx = connectors.WithIdempotent(ctx)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
@@ -288,6 +295,13 @@ func (c *Client) transportError(ctx context.Context, op string, u *url.URL, err 
 		reason = "timed out"
 	case errors.Is(ctx.Err(), context.Canceled):
 		reason = "cancelled"
+	}
+	if egress.IsDenied(err) {
+		// The guard's message names host and address only: safe to show as is.
+		var denied *egress.DeniedError
+		errors.As(err, &denied)
+		return &connectors.Error{Kind: connectors.KindEgressDenied, Vendor: string(c.product), Op: op,
+			Reason: denied.Error(), Err: err}
 	}
 	// The url.Error prefix ("Get \"/path\": ") repeats the op; show only the cause.
 	cause := err

@@ -5,6 +5,7 @@ package manager
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,8 +19,12 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
-	"github.com/unified-connectors/connector-operator/connectors"
 	"github.com/unified-connectors/connector-operator/controllers"
+	"github.com/unified-connectors/connector-operator/internal/egress"
+	"github.com/unified-connectors/connector-operator/internal/oauth"
+	"github.com/unified-connectors/connector-operator/internal/syncer"
+	"github.com/unified-connectors/connector-operator/internal/vendorclient"
+	"github.com/unified-connectors/connector-operator/internal/vendorhttp"
 
 	// Vendor connectors register themselves.
 	_ "github.com/unified-connectors/connector-operator/connectors/confluence"
@@ -45,10 +50,12 @@ type Options struct {
 	// AllowInsecureVendorURLs lifts the https-only and address rules for vendors and sinks.
 	// Dev and tests only.
 	AllowInsecureVendorURLs bool
-	// VendorHTTP sends vendor requests; nil means the connectors' default client.
-	VendorHTTP connectors.Doer
+	// Holder names this replica in OAuth2 refresh locks; empty means the host name.
+	Holder string
 	// Controllers tunes the controllers.
 	Controllers controllers.ControllerOptions
+	// SyncPersistEvery throttles cursor writes during a sync; 0 means the engine default.
+	SyncPersistEvery time.Duration
 }
 
 // New returns a manager with every controller registered.
@@ -72,22 +79,43 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
 	recorder := mgr.GetEventRecorder("connector-operator")
-	conn := &controllers.ConnectionReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Recorder:                recorder,
-		HTTP:                    opts.VendorHTTP,
-		AllowInsecureVendorURLs: opts.AllowInsecureVendorURLs,
+	vendorEgress := egress.Vendor.WithAllowInsecure(opts.AllowInsecureVendorURLs)
+	holder := opts.Holder
+	if holder == "" {
+		holder, _ = os.Hostname()
 	}
+	vendors := &vendorclient.Factory{
+		Reader:    mgr.GetAPIReader(),
+		Vendors:   &vendorhttp.Pool{Egress: vendorEgress},
+		Refresher: &oauth.Refresher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Holder: holder},
+		Namespace: opts.Namespace,
+	}
+	conn := &controllers.ConnectionReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: recorder,
+		Vendors:  vendors,
+	}
+	engine := &syncer.Engine{
+		Client:     mgr.GetClient(),
+		Reader:     mgr.GetAPIReader(),
+		Vendors:    vendors,
+		SinkEgress: egress.Sink.WithAllowInsecure(opts.AllowInsecureVendorURLs),
+		Notify:     conn.NotifySync,
+	}
+	engine.PersistEvery = opts.SyncPersistEvery
+	conn.Sync = engine
 	if err := conn.SetupWithManager(mgr, opts.Controllers); err != nil {
 		return nil, fmt.Errorf("setting up Connection controller: %w", err)
 	}
+	// Leader only: a long sync runs in the engine's goroutines, never in a reconcile worker.
+	if err := mgr.Add(engine); err != nil {
+		return nil, err
+	}
 	cnr := &controllers.ConnectorReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Recorder:                recorder,
-		Namespace:               opts.Namespace,
-		AllowInsecureVendorURLs: opts.AllowInsecureVendorURLs,
+		Client:    mgr.GetClient(),
+		Recorder:  recorder,
+		Namespace: opts.Namespace,
+		Vendors:   vendors,
 	}
 	if err := cnr.SetupWithManager(mgr, opts.Controllers); err != nil {
 		return nil, fmt.Errorf("setting up Connector controller: %w", err)

@@ -108,21 +108,13 @@ func (c *Client) SetLimit(requestsPerSecond float64, burst int) {
 	c.limiter.SetBurst(burst)
 }
 
-type idempotentKey struct{}
-
-// WithIdempotent marks the calls made with ctx as safe to repeat even though their method
-// is not (Jira's POST /rest/api/3/search/jql is a read).
-func WithIdempotent(ctx context.Context) context.Context {
-	return context.WithValue(ctx, idempotentKey{}, true)
-}
-
 func idempotent(req *http.Request) bool {
 	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
 		return true
 	}
-	marked, _ := req.Context().Value(idempotentKey{}).(bool)
-	return marked
+	// Jira's POST /rest/api/3/search/jql is a read: connectors mark such calls.
+	return connectors.IsIdempotent(req.Context())
 }
 
 // Do sends req, waiting for the rate limit and any Retry-After, and retries an idempotent

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/unified-connectors/connector-operator/connectors"
 	"github.com/unified-connectors/connector-operator/internal/egress"
 )
 
@@ -111,7 +112,7 @@ func TestNeverRetriesNonIdempotentCalls(t *testing.T) {
 func TestRetriesMarkedReadsWithTheSameBody(t *testing.T) {
 	s := (&script{}).then(http.StatusBadGateway, http.Header{}).then(http.StatusTooManyRequests, http.Header{})
 	url := serve(t, s)
-	req, _ := http.NewRequestWithContext(WithIdempotent(context.Background()), http.MethodPost, url, strings.NewReader(`{"jql":"project = A"}`))
+	req, _ := http.NewRequestWithContext(connectors.WithIdempotent(context.Background()), http.MethodPost, url, strings.NewReader(`{"jql":"project = A"}`))
 	resp, err := testClient("t3").Do(req)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("want 200, got %v %v", resp, err)

@@ -6,25 +6,31 @@
 //	/wiki/rest/api/..., /wiki/api/v2/...   Confluence Cloud
 //	/rest/api/user/current                 Confluence Data Center (context path /)
 //	/ex/{jira|confluence}/{CloudID}/...    the OAuth2 gateway in front of the above
+//	/authorize, /oauth/token               the OAuth 2.0 (3LO) authorization server (oauth.go)
+//	/oauth/token/accessible-resources      the cloud ids an OAuth2 access token reaches
 //
 // Answers follow the vendor documents in shared/vendor-specs: the identity answers
 // validate against the Jira OpenAPI document, errors carry the JSON body each API family
-// uses, and 401 answers any request without a known credential. Faults (an error status,
-// Retry-After, added latency) and a log of every request let tests provoke and observe
-// what a real site does under load.
+// uses, and 401 answers any request without a known credential. Faults (faults.go: an
+// error status, Retry-After, latency, hanging, truncated or malformed bodies, redirects,
+// once or for the next n requests), a rate-limit mode (ratelimit.go) and a log of every
+// request let tests provoke and observe what a real site does under load.
 //
-// So far the fake serves identity only; projects, issues, spaces, pages and search are
-// to be added as further routes on the same mux (see routes).
+// The fake writes no logs, so no credential or token it sees can leak through it.
+//
+// Identity is in identity.go; each product's content routes are in its own files
+// (jira*.go, confluence*.go), registered on the same mux (see routes).
 package atlassiantest
 
 import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // CloudID is the cloud id of the fake site: the OAuth2 gateway paths
@@ -49,18 +55,6 @@ type Account struct {
 	PAT string
 }
 
-// Fault makes the fake misbehave on every request until cleared.
-type Fault struct {
-	// Status, when not 0, is answered instead of the real answer, with the API family's
-	// JSON error body.
-	Status int
-	// RetryAfter is sent as Retry-After, in whole seconds rounded up, with a 429 or 503.
-	RetryAfter time.Duration
-	// Latency is waited before answering (or before the fault's answer). A client that
-	// gives up meanwhile gets no answer.
-	Latency time.Duration
-}
-
 // Request is one request the fake received.
 type Request struct {
 	// Time is when it arrived.
@@ -68,7 +62,7 @@ type Request struct {
 	// Method and Path are as received: Path has no query string and keeps a gateway prefix.
 	Method, Path string
 	// Status is what the fake answered, 0 when it never answered (the client went away
-	// first) or is still answering.
+	// first, or Close dropped a held request) or is still answering.
 	Status int
 }
 
@@ -77,16 +71,23 @@ type Server struct {
 	srv     *httptest.Server // nil when the caller serves Handler itself
 	handler http.Handler
 
+	// closed is closed by Close, to release requests held by Hang or Latency: otherwise
+	// httptest.Server.Close would wait for them.
+	closed    chan struct{}
+	closeOnce sync.Once
+
 	mu       sync.Mutex
 	accounts []Account // in the order added; replaced in place by ID
-	fault    Fault
+	faults   [targets]faultSlot
+	limiter  *rate.Limiter // nil when rate limiting is off
+	oauth    oauthState
 	requests []*Request // pointers, so an answer can fill in its own entry after a reset
 }
 
 // New returns a fake that is not listening: serve Handler yourself (as the fake-atlassian
-// command does). URL and Close are for servers from NewServer.
+// command does). URL is for servers from NewServer.
 func New() *Server {
-	s := &Server{}
+	s := &Server{closed: make(chan struct{}), oauth: newOAuthState()}
 	s.handler = s.middleware(s.routes())
 	return s
 }
@@ -108,9 +109,12 @@ func (s *Server) URL() string {
 	return s.srv.URL
 }
 
-// Close shuts a started server down, waiting for requests in flight. It is a no-op for
-// a Server from New.
+// Close shuts a started server down, waiting for requests in flight. Requests held by a
+// Hang or Latency fault are dropped without an answer first, so Close never waits for
+// them. For a Server from New it only does that (and later held requests are dropped at
+// once).
 func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closed) })
 	if s.srv != nil {
 		s.srv.Close()
 	}
@@ -134,16 +138,6 @@ func (s *Server) AddAccount(a Account) {
 	}
 	s.accounts = append(s.accounts, a)
 }
-
-// SetFault applies f to every request from now until ClearFault (or the next SetFault).
-func (s *Server) SetFault(f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fault = f
-}
-
-// ClearFault makes the fake answer normally again.
-func (s *Server) ClearFault() { s.SetFault(Fault{}) }
 
 // Requests returns a copy of every request received since the start or the last
 // ResetRequests, in order of arrival.
@@ -178,7 +172,7 @@ func (s *Server) ResetRequests() {
 }
 
 // routes registers the API. Handlers that need a user are wrapped with s.authenticated;
-// add projects, issues, spaces, pages and search here.
+// product routes go in the product hooks below, the OAuth2 ones in oauthRoutes.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	// Identity: see identity.go.
@@ -197,14 +191,16 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
-// middleware records every request, applies the fault and strips a gateway prefix.
+// middleware records every request, applies faults and the rate limit, and strips a
+// gateway prefix. Faults come before authentication, as an overloaded edge's would.
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
+		tgt := targetOf(r.URL.Path)
 		s.mu.Lock()
 		entry := &Request{Time: time.Now(), Method: r.Method, Path: r.URL.Path}
 		s.requests = append(s.requests, entry)
-		f := s.fault
+		f := s.faults[tgt].take()
 		s.mu.Unlock()
 		defer func() {
 			s.mu.Lock()
@@ -212,27 +208,24 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			entry.Status = rec.status
 		}()
 
-		if f.Latency > 0 {
-			t := time.NewTimer(f.Latency)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return // the client went away: no answer, Status stays 0
-			}
+		if !s.hold(r, f) {
+			return // the client went away: no answer, Status stays 0
 		}
-
 		r, ok := stripGateway(r)
 		if !ok {
 			writeError(rec, r, http.StatusNotFound, "Unknown cloud id.")
 			return
 		}
-		if f.Status != 0 {
-			if f.RetryAfter > 0 && (f.Status == http.StatusTooManyRequests || f.Status == http.StatusServiceUnavailable) {
-				secs := (f.RetryAfter + time.Second - 1) / time.Second
-				rec.Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
-			}
-			writeError(rec, r, f.Status, faultMessage(f.Status))
+		if injectFault(rec, r, f) {
+			return
+		}
+		if tgt == apiTarget && !s.admit(rec, r) {
+			return
+		}
+		if f.Truncate {
+			tw := &truncatingWriter{ResponseWriter: rec}
+			next.ServeHTTP(tw, r)
+			tw.finish()
 			return
 		}
 		next.ServeHTTP(rec, r)
@@ -276,33 +269,27 @@ func siteBase(r *http.Request) string {
 	return base
 }
 
-func faultMessage(status int) string {
-	switch status {
-	case http.StatusTooManyRequests:
-		return "Rate limit exceeded."
-	case http.StatusServiceUnavailable:
-		return "Service temporarily unavailable."
-	default:
-		return http.StatusText(status)
-	}
-}
-
-// statusRecorder remembers the status written through it.
+// statusRecorder remembers the status written through it, and adds the rate limiter's
+// warning to a successful answer.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status    int
+	nearLimit bool // set X-RateLimit-NearLimit on a 2xx answer
 }
 
 func (r *statusRecorder) WriteHeader(status int) {
 	if r.status == 0 {
 		r.status = status
+		if r.nearLimit && status >= 200 && status < 300 {
+			r.Header().Set("X-RateLimit-NearLimit", "true")
+		}
 	}
 	r.ResponseWriter.WriteHeader(status)
 }
 
 func (r *statusRecorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
-		r.status = http.StatusOK
+		r.WriteHeader(http.StatusOK) // through our WriteHeader, for the headers it adds
 	}
 	return r.ResponseWriter.Write(b)
 }

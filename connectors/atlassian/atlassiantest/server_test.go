@@ -42,7 +42,7 @@ func get(t *testing.T, url, authorization string) (int, http.Header, map[string]
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, _ := io.ReadAll(resp.Body)
 	var body map[string]any
 	if err := json.Unmarshal(raw, &body); err != nil {

@@ -1,0 +1,220 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
+)
+
+const (
+	clientID     = "operator-client"
+	clientSecret = "operator-client-secret-value"
+	accountID    = "5b10ac8d82e05b22cc7d4ef5"
+)
+
+var k8s client.Client
+
+func TestMain(m *testing.M) {
+	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}}
+	cfg, err := env.Start()
+	if err != nil {
+		panic(err)
+	}
+	k8s, err = client.New(cfg, client.Options{})
+	if err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+// site starts a fake authorization server with one client and account, and a Secret
+// holding a spent access token and a live refresh token.
+func site(t *testing.T, name string) (*atlassiantest.Server, client.ObjectKey, string) {
+	t.Helper()
+	fake := atlassiantest.NewServer()
+	t.Cleanup(fake.Close)
+	fake.AddAccount(atlassiantest.Account{ID: accountID, DisplayName: "Mia", Email: "mia@example.com"})
+	fake.AddOAuthClient(clientID, clientSecret)
+	access, refresh, _ := fake.IssueOAuthTokens(clientID, accountID)
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		StringData: map[string]string{
+			KeyAccessToken:  access,
+			KeyRefreshToken: refresh,
+			KeyExpiry:       time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), // expired
+		},
+	}
+	if err := k8s.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	return fake, client.ObjectKeyFromObject(s), refresh
+}
+
+func oauthClient(fake *atlassiantest.Server) Client {
+	return Client{ClientID: clientID, ClientSecret: clientSecret, TokenURL: fake.URL() + "/oauth/token", HTTP: &http.Client{Timeout: 10 * time.Second}}
+}
+
+func secretData(t *testing.T, key client.ObjectKey) (map[string]string, map[string]string) {
+	t.Helper()
+	var s corev1.Secret
+	if err := k8s.Get(context.Background(), key, &s); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for k, v := range s.Data {
+		out[k] = string(v)
+	}
+	return out, s.Annotations
+}
+
+func TestRefreshStoresRotatedTokensBeforeUse(t *testing.T) {
+	fake, key, oldRefresh := site(t, "rotate")
+	r := &Refresher{Client: k8s, Reader: k8s, Holder: "replica-a"}
+	tok, err := r.Fresh(context.Background(), key, oauthClient(fake))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tok.Refreshed || time.Until(tok.Expiry) < 50*time.Minute {
+		t.Fatalf("want a refreshed token valid ~1h, got %+v", tok)
+	}
+	data, ann := secretData(t, key)
+	if data[KeyAccessToken] != tok.AccessToken {
+		t.Fatal("the Secret does not hold the access token that was returned")
+	}
+	if data[KeyRefreshToken] == oldRefresh || data[KeyRefreshToken] == "" {
+		t.Fatal("the rotated refresh token was not stored")
+	}
+	if _, locked := ann[LockAnnotation]; locked {
+		t.Fatal("the refresh lock was left on the Secret")
+	}
+	// A fresh token is used as is: no second refresh.
+	again, err := r.Fresh(context.Background(), key, oauthClient(fake))
+	if err != nil || again.Refreshed || again.AccessToken != tok.AccessToken {
+		t.Fatalf("a fresh token was refreshed again: %+v %v", again, err)
+	}
+}
+
+// TestConcurrentRefreshesRotateOnce plays two replicas (two Refreshers, each with several
+// goroutines) racing to refresh the same Connection.
+func TestConcurrentRefreshesRotateOnce(t *testing.T) {
+	fake, key, _ := site(t, "race")
+	replicas := []*Refresher{
+		{Client: k8s, Reader: k8s, Holder: "replica-a"},
+		{Client: k8s, Reader: k8s, Holder: "replica-b"},
+	}
+	var wg sync.WaitGroup
+	tokens := make(chan Token, 8)
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := replicas[i%2].Fresh(context.Background(), key, oauthClient(fake))
+			if err != nil {
+				errs <- err
+				return
+			}
+			tokens <- tok
+		}()
+	}
+	wg.Wait()
+	close(tokens)
+	close(errs)
+	for err := range errs {
+		t.Errorf("refresh failed: %v", err)
+	}
+	var access string
+	for tok := range tokens {
+		if access == "" {
+			access = tok.AccessToken
+		}
+		if tok.AccessToken != access {
+			t.Error("callers got different access tokens: more than one rotation")
+		}
+	}
+	var refreshes, failures int
+	for _, g := range fake.OAuthGrants() {
+		if g.GrantType == "refresh_token" {
+			refreshes++
+			if !g.OK {
+				failures++
+			}
+		}
+	}
+	if refreshes != 1 || failures != 0 {
+		t.Fatalf("want exactly one successful rotation, got %d refreshes, %d failed", refreshes, failures)
+	}
+	data, _ := secretData(t, key)
+	if data[KeyAccessToken] != access {
+		t.Fatal("the Secret does not hold the newest tokens")
+	}
+	// The stored refresh token is the live one: it rotates once more.
+	if _, err := replicas[0].Fresh(context.Background(), key, oauthClient(fake)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRevokedRefreshTokenIsRejected(t *testing.T) {
+	fake, key, refresh := site(t, "revoked")
+	fake.RevokeRefreshToken(refresh)
+	r := &Refresher{Client: k8s, Reader: k8s, Holder: "replica-a"}
+	_, err := r.Fresh(context.Background(), key, oauthClient(fake))
+	if !errors.Is(err, ErrRefreshRejected) {
+		t.Fatalf("want ErrRefreshRejected, got %v", err)
+	}
+	if _, ann := secretData(t, key); ann[LockAnnotation] != "" {
+		t.Fatal("the lock was left behind after a failed refresh")
+	}
+}
+
+func TestStaleLockOfADeadReplicaIsTakenOver(t *testing.T) {
+	fake, key, _ := site(t, "stale")
+	var s corev1.Secret
+	if err := k8s.Get(context.Background(), key, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Annotations = map[string]string{LockAnnotation: "replica-dead " + time.Now().Add(-time.Second).UTC().Format(time.RFC3339)}
+	if err := k8s.Update(context.Background(), &s); err != nil {
+		t.Fatal(err)
+	}
+	r := &Refresher{Client: k8s, Reader: k8s, Holder: "replica-a"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if tok, err := r.Fresh(ctx, key, oauthClient(fake)); err != nil || !tok.Refreshed {
+		t.Fatalf("want a refresh past a stale lock, got %+v %v", tok, err)
+	}
+}
+
+func TestErrorsCarryNoSecrets(t *testing.T) {
+	fake, key, refresh := site(t, "nosecrets")
+	fake.RevokeRefreshToken(refresh)
+	bad := oauthClient(fake)
+	bad.ClientSecret = "wrong-" + clientSecret
+	r := &Refresher{Client: k8s, Reader: k8s, Holder: "replica-a"}
+	_, err := r.Fresh(context.Background(), key, bad)
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, secret := range []string{refresh, clientSecret} {
+		if contains(err.Error(), secret) {
+			t.Fatalf("error %q carries a secret", err)
+		}
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

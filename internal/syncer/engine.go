@@ -1,0 +1,391 @@
+// Package syncer is the sync engine: per Connection, per container, it reads what changed
+// at the vendor in update order and delivers it to the Connection's sink as CloudEvents
+// batches, moving the cursor kept in status.sync only past items the sink acknowledged.
+//
+// The engine runs only on the leader, in goroutines of its own: a long backfill never
+// holds a reconcile worker nor delays another Connection's probe. The Connection
+// reconciler tells it what to sync (Ensure, Remove, Trigger) and reads back its State to
+// set the Synced condition; the engine asks for that reconcile through Notify.
+//
+// Status: the engine writes status.sync only (a merge patch of that one field), never
+// conditions, so the reconciler stays the single writer of conditions. Cursor writes are
+// throttled (PersistEvery, and always at the end of a container): a crash repeats at most
+// that window, which the at-least-once contract allows.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/unified-connectors/connector-operator/api/v1alpha1"
+	"github.com/unified-connectors/connector-operator/internal/egress"
+	"github.com/unified-connectors/connector-operator/internal/vendorclient"
+)
+
+// Defaults for Engine fields left zero.
+const (
+	DefaultPersistEvery  = 5 * time.Second
+	DefaultSinkTimeout   = 30 * time.Second
+	DefaultParallel      = 4
+	DefaultSyncInterval  = 15 * time.Minute
+	DefaultPruneInterval = 24 * time.Hour
+	maxSinkBackoff       = 10 * time.Second
+	pageSize             = 100
+	snapshotChunk        = 1000
+)
+
+// State is what the engine knows about a Connection's sync, for its Synced condition.
+type State struct {
+	// Reason is a condition reason: Progressing (first run not finished), Succeeded,
+	// Suspended, SinkUnavailable, SinkRejected, EgressDenied, VendorUnreachable,
+	// RateLimited, CredentialsRejected, ...
+	Reason string
+	// Message is safe to show: it never carries a credential or a sink URL's secrets.
+	Message string
+	// Stalled marks a problem only a human can fix; the engine waits for a change.
+	Stalled bool
+	// Synced is true when the last run delivered everything it read.
+	Synced bool
+}
+
+// Engine syncs every Connection that has a sink. Start it with the manager (leader only).
+type Engine struct {
+	// Client reads Connections and writes status.sync.
+	Client client.Client
+	// Reader reads Secrets live (sink authorization).
+	Reader client.Reader
+	// Vendors builds each Connection's vendor client.
+	Vendors *vendorclient.Factory
+	// SinkEgress guards sink destinations (egress.Sink with the insecure flag applied).
+	SinkEgress egress.Policy
+	// Notify asks the reconciler to look at a Connection again (State changed).
+	Notify func(client.ObjectKey)
+	// PersistEvery throttles cursor writes during a run.
+	PersistEvery time.Duration
+	// SinkTimeout bounds one POST to the sink.
+	SinkTimeout time.Duration
+	// Parallel bounds the containers of one Connection synced at once.
+	Parallel int
+
+	mu      sync.Mutex
+	ctx     context.Context // set by Start; nil before
+	workers map[client.ObjectKey]*worker
+}
+
+// NeedLeaderElection makes the engine run on the leader only: two replicas syncing the
+// same Connection would race on its cursors.
+func (e *Engine) NeedLeaderElection() bool { return true }
+
+// Start runs the engine until ctx ends, then waits for every worker to stop.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	e.ctx = ctx
+	for _, w := range e.workers {
+		w.start(ctx)
+	}
+	e.mu.Unlock()
+	<-ctx.Done()
+	e.mu.Lock()
+	workers := make([]*worker, 0, len(e.workers))
+	for _, w := range e.workers {
+		workers = append(workers, w)
+	}
+	e.mu.Unlock()
+	for _, w := range workers {
+		<-w.done
+	}
+	return nil
+}
+
+// Ensure makes the engine sync conn (which has a sink) with connector. inputs identifies
+// what a stalled sync waits for (the generations and the sink Secret's version): a new
+// value resumes it.
+func (e *Engine) Ensure(conn *v1alpha1.Connection, connector *v1alpha1.Connector, inputs string) {
+	key := client.ObjectKeyFromObject(conn)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.workers == nil {
+		e.workers = map[client.ObjectKey]*worker{}
+	}
+	w, ok := e.workers[key]
+	if !ok {
+		w = newWorker(e, key)
+		e.workers[key] = w
+		if e.ctx != nil {
+			w.start(e.ctx)
+		}
+	}
+	w.update(conn.DeepCopy(), connector.DeepCopy(), inputs)
+}
+
+// Remove stops syncing the Connection named key (deleted, or its sink removed).
+func (e *Engine) Remove(key client.ObjectKey) {
+	e.mu.Lock()
+	w, ok := e.workers[key]
+	delete(e.workers, key)
+	e.mu.Unlock()
+	if ok {
+		w.stop()
+	}
+}
+
+// Trigger asks for an immediate incremental sync of the given containers (all when
+// none), for example after a verified webhook or a requested-at annotation. It also
+// resumes a stalled sync: someone asked for it.
+func (e *Engine) Trigger(key client.ObjectKey, containers ...string) {
+	e.mu.Lock()
+	w, ok := e.workers[key]
+	e.mu.Unlock()
+	if ok {
+		w.trigger(containers)
+	}
+}
+
+// State returns the sync state of the Connection named key.
+func (e *Engine) State(key client.ObjectKey) (State, bool) {
+	e.mu.Lock()
+	w, ok := e.workers[key]
+	e.mu.Unlock()
+	if !ok {
+		return State{}, false
+	}
+	return w.getState(), true
+}
+
+func (e *Engine) persistEvery() time.Duration {
+	if e.PersistEvery > 0 {
+		return e.PersistEvery
+	}
+	return DefaultPersistEvery
+}
+
+func (e *Engine) notify(key client.ObjectKey) {
+	if e.Notify != nil {
+		e.Notify(key)
+	}
+}
+
+// worker owns one Connection's sync: its goroutine, its schedule and its cursors.
+type worker struct {
+	e    *Engine
+	key  client.ObjectKey
+	wake chan struct{}
+	done chan struct{}
+
+	mu        sync.Mutex
+	conn      *v1alpha1.Connection
+	connector *v1alpha1.Connector
+	inputs    string
+	stalledAt string          // inputs when the sync stalled; "" when not stalled
+	pending   map[string]bool // containers asked for by triggers
+	all       bool            // a trigger asked for every container
+	cancelRun context.CancelFunc
+	cancel    context.CancelFunc
+	state     State
+	status    *v1alpha1.SyncStatus // authoritative copy of status.sync once loaded
+	lastPrune map[string]time.Time
+}
+
+func newWorker(e *Engine, key client.ObjectKey) *worker {
+	return &worker{
+		e: e, key: key,
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		state:     State{Reason: v1alpha1.ProgressingReason, Message: "sync scheduled"},
+		all:       true, // the first run, right after creation, covers everything
+		lastPrune: map[string]time.Time{},
+	}
+}
+
+func (w *worker) start(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	w.mu.Lock()
+	w.cancel = cancel
+	w.mu.Unlock()
+	go w.loop(ctx)
+	w.poke()
+}
+
+func (w *worker) stop() {
+	w.mu.Lock()
+	cancel := w.cancel
+	w.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-w.done
+	}
+}
+
+func (w *worker) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) update(conn *v1alpha1.Connection, connector *v1alpha1.Connector, inputs string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	changed := w.conn == nil || w.conn.Generation != conn.Generation || w.connector.Generation != connector.Generation
+	w.conn, w.connector = conn, connector
+	if inputs != w.inputs {
+		w.inputs = inputs
+		if w.stalledAt != "" {
+			w.stalledAt = "" // a human changed something: try again
+			w.all = true
+			w.poke()
+		}
+	}
+	if changed && w.cancelRun != nil {
+		// The spec changed under a running sync: stop it promptly and start over with
+		// the new spec (cursors are kept; acknowledged items are not sent again).
+		w.cancelRun()
+		w.all = true
+		w.poke()
+	}
+	if changed && conn.Spec.Sync != nil && !conn.Spec.Sync.Suspend && w.state.Reason == v1alpha1.SuspendedReason {
+		w.all = true
+		w.poke() // resumed
+	}
+}
+
+func (w *worker) trigger(containers []string) {
+	w.mu.Lock()
+	if len(containers) == 0 {
+		w.all = true
+	} else {
+		if w.pending == nil {
+			w.pending = map[string]bool{}
+		}
+		for _, c := range containers {
+			w.pending[c] = true
+		}
+	}
+	w.stalledAt = ""
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *worker) getState() State {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.state
+}
+
+// setState records s and asks for a reconcile when it changed.
+func (w *worker) setState(s State) {
+	w.mu.Lock()
+	changed := w.state != s
+	w.state = s
+	w.mu.Unlock()
+	if changed {
+		w.e.notify(w.key)
+	}
+}
+
+// loop is the worker's goroutine: wait for the timer or a wake-up, run, schedule.
+func (w *worker) loop(ctx context.Context) {
+	defer close(w.done)
+	logger := log.FromContext(ctx).WithValues("connection", w.key.String())
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case <-timer.C:
+			w.mu.Lock()
+			w.all = true
+			w.mu.Unlock()
+		}
+		conn, connector, only, ok := w.next()
+		if !ok {
+			continue
+		}
+		runCtx, cancel := context.WithCancel(ctx)
+		w.mu.Lock()
+		w.cancelRun = cancel
+		w.mu.Unlock()
+		err := w.e.run(logr.NewContext(runCtx, logger), w, conn, connector, only)
+		cancel()
+		w.mu.Lock()
+		w.cancelRun = nil
+		w.mu.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, context.Canceled) {
+			continue // the spec changed: the update that cancelled us also woke us
+		}
+		timer.Reset(jitter(syncInterval(conn, connector)))
+	}
+}
+
+// next returns what to run now, or ok=false when nothing should run (suspended or
+// stalled).
+func (w *worker) next() (conn *v1alpha1.Connection, connector *v1alpha1.Connector, only map[string]bool, ok bool) {
+	w.mu.Lock()
+	conn, connector = w.conn, w.connector
+	if conn == nil || conn.Spec.Sync == nil || conn.Spec.Sync.Sink == nil {
+		w.mu.Unlock()
+		return nil, nil, nil, false
+	}
+	if conn.Spec.Sync.Suspend {
+		w.mu.Unlock()
+		w.setState(State{Reason: v1alpha1.SuspendedReason, Message: "sync is suspended (spec.sync.suspend)"})
+		return nil, nil, nil, false
+	}
+	if w.stalledAt != "" && w.stalledAt == w.inputs {
+		w.mu.Unlock()
+		return nil, nil, nil, false
+	}
+	if !w.all {
+		only = w.pending
+	}
+	w.all, w.pending = false, nil
+	w.mu.Unlock()
+	return conn, connector, only, true
+}
+
+func syncInterval(conn *v1alpha1.Connection, connector *v1alpha1.Connector) time.Duration {
+	switch {
+	case conn.Spec.Sync.Interval != nil:
+		return conn.Spec.Sync.Interval.Duration
+	case connector.Spec.Defaults.SyncInterval != nil:
+		return connector.Spec.Defaults.SyncInterval.Duration
+	default:
+		return DefaultSyncInterval
+	}
+}
+
+func pruneInterval(conn *v1alpha1.Connection) time.Duration {
+	if p := conn.Spec.Sync.PruneInterval; p != nil && p.Duration > 0 {
+		return p.Duration
+	}
+	return DefaultPruneInterval
+}
+
+// jitter spreads d by ±10% so that Connections created together do not sync together.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

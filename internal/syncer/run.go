@@ -1,0 +1,535 @@
+package syncer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/unified-connectors/connector-operator/api/v1alpha1"
+	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/internal/vendorclient"
+)
+
+// Secret key of a sink's secretRef.
+const keyAuthorization = "authorization"
+
+// errStalled ends a run that needs a human; the worker waits for a change.
+var errStalled = errors.New("sync stalled")
+
+// run is one sync of a Connection: the containers in only (all when nil), then pruning
+// where due. Failures are recorded in the worker's State; the returned error only says
+// whether the run was cancelled.
+func (e *Engine) run(ctx context.Context, w *worker, conn *v1alpha1.Connection, connector *v1alpha1.Connector, only map[string]bool) error {
+	r := &runner{e: e, w: w, conn: conn, source: "/namespaces/" + conn.Namespace + "/connections/" + conn.Name}
+	err := r.run(ctx, connector, only)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return context.Canceled
+	case errors.Is(err, errStalled):
+		w.mu.Lock()
+		w.stalledAt = w.inputs
+		w.mu.Unlock()
+		return nil
+	default:
+		log.FromContext(ctx).Info("sync run failed; next run at the sync interval", "error", err.Error())
+		return nil
+	}
+}
+
+// runner holds one run's state.
+type runner struct {
+	e      *Engine
+	w      *worker
+	conn   *v1alpha1.Connection
+	source string
+	vendor connectors.Client
+	sink   *sink
+
+	mu          sync.Mutex
+	lastPersist time.Time
+	failed      bool // some container did not finish
+}
+
+func (r *runner) run(ctx context.Context, connector *v1alpha1.Connector, only map[string]bool) error {
+	res, err := r.e.Vendors.ClientFor(ctx, r.conn, connector)
+	if err != nil {
+		return r.fail(err)
+	}
+	r.vendor = res.Client
+	if r.sink, err = r.e.sinkFor(ctx, r.conn); err != nil {
+		return r.fail(err)
+	}
+	if err := r.loadStatus(ctx); err != nil {
+		return err
+	}
+	containers, err := r.containers(ctx)
+	if err != nil {
+		return r.fail(err)
+	}
+	if !r.w.getState().Synced {
+		r.w.setState(State{Reason: v1alpha1.ProgressingReason, Message: "syncing"})
+	}
+
+	// Containers of one Connection sync in parallel; the Connection's vendor client keeps
+	// them within its rate limit together.
+	parallel := r.e.Parallel
+	if parallel <= 0 {
+		parallel = DefaultParallel
+	}
+	sem := make(chan struct{}, parallel)
+	errs := make(chan error, len(containers))
+	var wg sync.WaitGroup
+	for _, c := range containers {
+		if only != nil && !only[c.Key] {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs <- ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			errs <- r.syncContainer(ctx, c)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var first error
+	for err := range errs {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if first == nil && only == nil {
+		first = r.prune(ctx, containers)
+	}
+
+	now := metav1.NewTime(time.Now().Truncate(time.Second))
+	r.w.mu.Lock()
+	r.w.status.LastSyncTime = &now
+	if first == nil {
+		r.w.status.LastSuccessfulSyncTime = &now
+	}
+	r.w.mu.Unlock()
+	if err := r.persist(ctx, true); err != nil && first == nil {
+		first = err
+	}
+	if first != nil {
+		return r.fail(first)
+	}
+	r.w.setState(State{Reason: v1alpha1.SucceededReason, Synced: true,
+		Message: fmt.Sprintf("%d items delivered", r.itemsDelivered())})
+	return nil
+}
+
+// fail records why the run failed and turns problems only a human can fix into
+// errStalled.
+func (r *runner) fail(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	var p *vendorclient.Problem
+	var se *SinkError
+	switch {
+	case errors.As(err, &se):
+		reason := v1alpha1.SinkUnavailableReason
+		switch {
+		case se.Egress:
+			reason = v1alpha1.EgressDeniedReason
+		case se.Rejected:
+			reason = v1alpha1.SinkRejectedReason
+		}
+		r.w.setState(State{Reason: reason, Message: se.Error(), Stalled: se.Rejected})
+		if se.Rejected {
+			return errStalled
+		}
+	case errors.As(err, &p):
+		r.w.setState(State{Reason: p.Reason, Message: p.Message, Stalled: !p.Transient})
+		if !p.Transient {
+			return errStalled
+		}
+	default:
+		reason := v1alpha1.VendorUnreachableReason
+		switch connectors.KindOf(err) {
+		case connectors.KindRateLimited:
+			reason = v1alpha1.RateLimitedReason
+		case connectors.KindAuth:
+			reason = v1alpha1.CredentialsRejectedReason
+		case connectors.KindEgressDenied:
+			reason = v1alpha1.EgressDeniedReason
+		}
+		r.w.setState(State{Reason: reason, Message: err.Error()})
+	}
+	return err
+}
+
+// loadStatus reads status.sync once per worker (the engine's copy is authoritative
+// afterwards) and applies a new resyncRequest.
+func (r *runner) loadStatus(ctx context.Context) error {
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	if r.w.status == nil {
+		// A live read: the cache may predate the last write of a previous leader.
+		var live v1alpha1.Connection
+		if err := r.e.Client.Get(ctx, client.ObjectKeyFromObject(r.conn), &live); err != nil {
+			return err
+		}
+		r.w.status = &v1alpha1.SyncStatus{}
+		if live.Status.Sync != nil {
+			r.w.status = live.Status.Sync.DeepCopy()
+		}
+	}
+	if req := r.conn.Spec.Sync.ResyncRequest; req != "" && req != r.w.status.LastHandledResyncRequest {
+		// Rewind every cursor to spec.sync.since.
+		for i := range r.w.status.Containers {
+			r.w.status.Containers[i].Cursor = ""
+		}
+		r.w.status.LastHandledResyncRequest = req
+	}
+	return nil
+}
+
+// containers resolves the containers in scope and aligns status.sync.containers with
+// them: new ones start from since, removed ones leave status.
+func (r *runner) containers(ctx context.Context) ([]connectors.Container, error) {
+	var all []connectors.Container
+	cursor := ""
+	for {
+		page, err := r.vendor.Containers(ctx, cursor, pageSize)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Items...)
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	if scope := r.conn.Spec.Scope.Containers; len(scope) > 0 {
+		byKey := map[string]connectors.Container{}
+		for _, c := range all {
+			byKey[c.Key] = c
+		}
+		all = all[:0]
+		for _, key := range scope {
+			if c, ok := byKey[key]; ok {
+				all = append(all, c)
+			} else {
+				// Not visible to this credential (yet): keep it in scope by key; the
+				// vendor's answer will say what is wrong.
+				all = append(all, connectors.Container{Key: key})
+			}
+		}
+	}
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	keep := make([]v1alpha1.ContainerSyncStatus, 0, len(all))
+	for _, c := range all {
+		cs := v1alpha1.ContainerSyncStatus{Key: c.Key, Name: c.Name}
+		if i := slices.IndexFunc(r.w.status.Containers, func(s v1alpha1.ContainerSyncStatus) bool { return s.Key == c.Key }); i >= 0 {
+			cs = r.w.status.Containers[i]
+			cs.Name = c.Name
+		}
+		keep = append(keep, cs)
+	}
+	r.w.status.Containers = keep
+	return all, nil
+}
+
+// syncContainer delivers what changed in one container since its cursor.
+func (r *runner) syncContainer(ctx context.Context, c connectors.Container) error {
+	cur, since := r.cursorOf(c.Key)
+	batchSize := int(r.conn.Spec.Sync.Sink.BatchSize)
+	if batchSize <= 0 {
+		batchSize = 100
+	}
+	batch := make([]connectors.Item, 0, batchSize)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := r.deliver(ctx, batch); err != nil {
+			return err
+		}
+		for _, it := range batch {
+			cur = cur.Advance(it)
+		}
+		r.acknowledge(c.Key, cur, len(batch))
+		batch = batch[:0]
+		return r.persist(ctx, false)
+	}
+
+	page := ""
+	for {
+		p, err := r.vendor.Changes(ctx, connectors.ChangeQuery{
+			Container: c, Since: since, Filter: r.conn.Spec.Scope.Filter, Cursor: page, Limit: pageSize,
+		})
+		if err != nil {
+			return errors.Join(err, flush())
+		}
+		for _, it := range p.Items {
+			if cur.Delivered(it) {
+				continue
+			}
+			batch = append(batch, it)
+			if len(batch) == batchSize {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		page = p.NextCursor
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	now := metav1.NewTime(time.Now().Truncate(time.Second))
+	r.w.mu.Lock()
+	if cs := r.containerStatus(c.Key); cs != nil {
+		cs.LastSyncTime = &now
+	}
+	r.w.mu.Unlock()
+	syncLag.WithLabelValues(r.conn.Namespace, r.conn.Name, c.Key).Set(lag(cur))
+	return nil
+}
+
+// cursorOf returns a container's cursor and the instant to ask the vendor from.
+func (r *runner) cursorOf(key string) (Cursor, time.Time) {
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	var cur Cursor
+	if cs := r.containerStatus(key); cs != nil {
+		parsed, err := ParseCursor(cs.Cursor)
+		if err == nil {
+			cur = parsed
+		}
+		// An unreadable cursor starts the container over: repeats, never losses.
+	}
+	since := cur.At
+	if since.IsZero() && r.conn.Spec.Sync.Since != nil {
+		since = r.conn.Spec.Sync.Since.Time
+		cur.At = since
+	}
+	return cur, since
+}
+
+// containerStatus finds a container's status entry. Must be called with w.mu held.
+func (r *runner) containerStatus(key string) *v1alpha1.ContainerSyncStatus {
+	for i := range r.w.status.Containers {
+		if r.w.status.Containers[i].Key == key {
+			return &r.w.status.Containers[i]
+		}
+	}
+	return nil
+}
+
+// acknowledge moves a container's cursor past n items the sink accepted.
+func (r *runner) acknowledge(key string, cur Cursor, n int) {
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	if cs := r.containerStatus(key); cs != nil {
+		cs.Cursor = cur.Encode()
+		cs.ItemsDelivered += int64(n)
+	}
+	r.w.status.ItemsDelivered += int64(n)
+	itemsDelivered.WithLabelValues(r.conn.Namespace, r.conn.Name).Add(float64(n))
+}
+
+func (r *runner) itemsDelivered() int64 {
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	return r.w.status.ItemsDelivered
+}
+
+// deliver POSTs items as one batch, retrying 5xx, 429 and transport failures with
+// backoff (honouring Retry-After) until the sink accepts or refuses for good.
+func (r *runner) deliver(ctx context.Context, items []connectors.Item) error {
+	events := make([]cloudevents.Event, 0, len(items))
+	for _, it := range items {
+		it.Connection = connectors.ConnectionRef{Namespace: r.conn.Namespace, Name: r.conn.Name}
+		ev, err := itemEvent(r.source, it)
+		if err != nil {
+			return err
+		}
+		events = append(events, ev)
+	}
+	return r.post(ctx, events)
+}
+
+func (r *runner) post(ctx context.Context, events []cloudevents.Event) error {
+	unavailable := false
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err := r.sink.post(ctx, events)
+		sinkLatency.Observe(time.Since(start).Seconds())
+		batchesTotal.WithLabelValues(outcome(err)).Inc()
+		var se *SinkError
+		switch {
+		case err == nil:
+			if unavailable {
+				r.w.setState(State{Reason: v1alpha1.ProgressingReason, Message: "sink recovered; syncing"})
+			}
+			return nil
+		case !errors.As(err, &se) || se.Rejected:
+			return err
+		}
+		if !unavailable {
+			unavailable = true
+			r.w.setState(State{Reason: v1alpha1.SinkUnavailableReason, Message: se.Error() + "; retrying"})
+		}
+		wait := se.RetryAfter
+		if wait <= 0 {
+			wait = min(maxSinkBackoff, time.Duration(100<<min(attempt, 10))*time.Millisecond)
+			wait = jitter(wait)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// persist writes status.sync, at most every PersistEvery unless final.
+func (r *runner) persist(ctx context.Context, final bool) error {
+	r.mu.Lock()
+	due := final || time.Since(r.lastPersist) >= r.e.persistEvery()
+	if due {
+		r.lastPersist = time.Now()
+	}
+	r.mu.Unlock()
+	if !due {
+		return nil
+	}
+	r.w.mu.Lock()
+	body, err := json.Marshal(map[string]any{"status": map[string]any{"sync": r.w.status}})
+	r.w.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	statusWrites.Inc()
+	target := &v1alpha1.Connection{}
+	target.Namespace, target.Name = r.conn.Namespace, r.conn.Name
+	// A merge patch of status.sync alone: conditions stay the reconciler's.
+	return client.IgnoreNotFound(r.e.Client.Status().Patch(ctx, target, client.RawPatch(types.MergePatchType, body)))
+}
+
+// sinkFor builds the sink client, reading its authorization live.
+func (e *Engine) sinkFor(ctx context.Context, conn *v1alpha1.Connection) (*sink, error) {
+	spec := conn.Spec.Sync.Sink
+	if err := e.SinkEgress.CheckURL(string(spec.URL)); err != nil {
+		return nil, &SinkError{Rejected: true, Egress: true, Reason: err.Error()}
+	}
+	s := &sink{url: string(spec.URL), http: e.SinkEgress.Client(0), timeout: e.SinkTimeout}
+	if s.timeout == 0 {
+		s.timeout = DefaultSinkTimeout
+	}
+	if ref := spec.SecretRef; ref != nil {
+		secret, err := vendorclient.ReadSecret(ctx, e.Reader, conn.Namespace, ref.Name)
+		if err != nil {
+			return nil, err
+		}
+		if err := vendorclient.RequireKeys(secret, keyAuthorization); err != nil {
+			return nil, err
+		}
+		s.authorization = strings.TrimSpace(string(secret.Data[keyAuthorization]))
+	}
+	return s, nil
+}
+
+// prune sends, per container due for it, the ids of every live item as snapshot events.
+func (r *runner) prune(ctx context.Context, containers []connectors.Container) error {
+	every := pruneInterval(r.conn)
+	for _, c := range containers {
+		r.w.mu.Lock()
+		last, seen := r.w.lastPrune[c.Key]
+		r.w.mu.Unlock()
+		if seen && time.Since(last) < every {
+			continue
+		}
+		if err := r.snapshot(ctx, c); err != nil {
+			return err
+		}
+		r.w.mu.Lock()
+		r.w.lastPrune[c.Key] = time.Now()
+		r.w.mu.Unlock()
+	}
+	return nil
+}
+
+// snapshot streams one container's live ids in chunks; the last chunk is marked final.
+func (r *runner) snapshot(ctx context.Context, c connectors.Container) error {
+	at := time.Now()
+	id := fmt.Sprintf("%s-%s-%d", r.conn.UID, c.Key, at.UnixMilli())
+	chunk, ids := 0, make([]string, 0, snapshotChunk)
+	send := func(final bool) error {
+		ev, err := snapshotEvent(r.source, Snapshot{SnapshotID: id, Container: c.Key, Chunk: chunk, Final: final, IDs: ids}, at)
+		if err != nil {
+			return err
+		}
+		if err := r.post(ctx, []cloudevents.Event{ev}); err != nil {
+			return err
+		}
+		chunk++
+		ids = ids[:0]
+		return nil
+	}
+	cursor := ""
+	for {
+		page, err := r.vendor.LiveIDs(ctx, c, cursor)
+		if err != nil {
+			return err
+		}
+		for _, itemID := range page.Items {
+			ids = append(ids, itemID)
+			if len(ids) == snapshotChunk {
+				if err := send(false); err != nil {
+					return err
+				}
+			}
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	return send(true)
+}
+
+func lag(cur Cursor) float64 {
+	if cur.At.IsZero() {
+		return 0
+	}
+	return time.Since(cur.At).Seconds()
+}
+
+func outcome(err error) string {
+	var se *SinkError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &se) && se.Status != 0:
+		return strconv.Itoa(se.Status)
+	default:
+		return "error"
+	}
+}

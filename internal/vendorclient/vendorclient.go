@@ -1,0 +1,285 @@
+// Package vendorclient builds the connectors.Client of a Connection: it reads the
+// Connection's Secret live (Secret data is never cached), refreshes OAuth2 tokens, applies
+// the egress rules and hands every call to the Connection's shared vendor HTTP client. The
+// reconciler, the sync engine and the HTTP API all get their clients here, so a
+// Connection behaves the same (rate limit, Retry-After, credentials) whoever calls.
+package vendorclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/unified-connectors/connector-operator/api/v1alpha1"
+	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/internal/oauth"
+	"github.com/unified-connectors/connector-operator/internal/vendorhttp"
+)
+
+// Secret keys, per auth method (DESIGN.md).
+const (
+	KeyEmail        = "email"
+	KeyAPIToken     = "apiToken"
+	KeyToken        = "token"
+	KeyClientID     = "clientID"
+	KeyClientSecret = "clientSecret"
+)
+
+// DefaultTokenURL is Atlassian's token endpoint.
+const DefaultTokenURL = "https://auth.atlassian.com/oauth/token"
+
+// tokenCallTimeout bounds a token refresh.
+const tokenCallTimeout = 10 * time.Second
+
+// Problem is a reason the Connection cannot be served, named by a condition reason from
+// api/v1alpha1. Transient problems may go away by themselves; the others need a human.
+// Messages never carry secret values.
+type Problem struct {
+	Reason    string
+	Message   string
+	Transient bool
+}
+
+func (p *Problem) Error() string { return p.Message }
+
+func problem(reason, format string, args ...any) *Problem {
+	return &Problem{Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// Factory builds Connection clients.
+type Factory struct {
+	// Reader reads Secrets live from the API server.
+	Reader client.Reader
+	// Vendors holds the per-Connection HTTP clients; its Egress is the vendor policy.
+	Vendors *vendorhttp.Pool
+	// Refresher keeps OAuth2 access tokens fresh.
+	Refresher *oauth.Refresher
+	// Namespace is the operator's namespace, home of the OAuth2 client Secrets.
+	Namespace string
+}
+
+// Resolved is a ready-to-use client and what the caller may want to record.
+type Resolved struct {
+	Client connectors.Client
+	// SecretVersion is the resourceVersion of the credential Secret that was read.
+	SecretVersion string
+	// OAuth is the access token's state for oauth2 Connections, nil otherwise.
+	OAuth *oauth.Token
+}
+
+// ClientFor returns the client of conn, which uses connector. Failures are *Problem,
+// except API server errors, which callers retry.
+func (f *Factory) ClientFor(ctx context.Context, conn *v1alpha1.Connection, connector *v1alpha1.Connector) (Resolved, error) {
+	if err := f.checkURL(string(connector.Spec.BaseURL)); err != nil {
+		return Resolved{}, err
+	}
+	secret, err := ReadSecret(ctx, f.Reader, conn.Namespace, conn.Spec.Auth.SecretRef.Name)
+	if err != nil {
+		return Resolved{}, err
+	}
+	creds, err := credentialsFromSecret(conn.Spec.Auth.Method, secret)
+	if err != nil {
+		return Resolved{}, err
+	}
+	res := Resolved{SecretVersion: secret.ResourceVersion}
+	if creds.Method == connectors.AuthOAuth2 {
+		tok, err := f.oauthToken(ctx, conn, connector)
+		if err != nil {
+			return Resolved{}, err
+		}
+		creds.Token, res.OAuth = tok.AccessToken, &tok
+	}
+	provider, ok := connectors.Get(string(connector.Spec.Type))
+	if !ok {
+		return Resolved{}, problem(v1alpha1.ConnectorNotReadyReason, "no connector registered for type %q", connector.Spec.Type)
+	}
+	rl := connector.Spec.RateLimit
+	key := client.ObjectKeyFromObject(conn).String()
+	http := f.Vendors.Client(key, string(connector.Spec.Type), float64(rl.RequestsPerSecond), int(rl.Burst))
+	vc, err := provider.NewClient(Config(connector, creds, http))
+	if err != nil {
+		return Resolved{}, problem(v1alpha1.ConnectorNotReadyReason, "Connector %q: %v", connector.Name, err)
+	}
+	res.Client = vc
+	return res, nil
+}
+
+// Forget drops what the factory keeps for a deleted Connection.
+func (f *Factory) Forget(conn client.ObjectKey) { f.Vendors.Forget(conn.String()) }
+
+// CheckURL applies the egress rules that need no DNS (https only unless
+// --allow-insecure-vendor-urls; no internal or metadata address in any spelling). The
+// dialer checks the resolved address again on every call.
+func (f *Factory) checkURL(raw string) error {
+	if err := f.Vendors.Egress.CheckURL(raw); err != nil {
+		return problem(v1alpha1.EgressDeniedReason, "%v", err)
+	}
+	return nil
+}
+
+// CheckConnector validates what can be checked of a Connector without calling its
+// vendor: registered type, static config, egress rules and the OAuth2 client Secret.
+// It returns the provider's warnings.
+func (f *Factory) CheckConnector(ctx context.Context, connector *v1alpha1.Connector) ([]string, error) {
+	provider, ok := connectors.Get(string(connector.Spec.Type))
+	if !ok {
+		return nil, problem(v1alpha1.ConnectorNotReadyReason, "no connector registered for type %q (have %v)", connector.Spec.Type, connectors.Types())
+	}
+	if err := f.checkURL(string(connector.Spec.BaseURL)); err != nil {
+		return nil, err
+	}
+	warnings, err := provider.Validate(Config(connector, connectors.Credentials{}, nil))
+	if err != nil {
+		return nil, problem(v1alpha1.ConnectorNotReadyReason, "invalid Connector: %v", err)
+	}
+	if o := connector.Spec.OAuth2; o != nil {
+		for _, u := range []v1alpha1.URL{o.AuthorizeURL, o.TokenURL, o.APIBaseURL} {
+			if u == "" {
+				continue
+			}
+			if err := f.checkURL(string(u)); err != nil {
+				return nil, err
+			}
+		}
+		if _, _, err := f.oauthClientCredentials(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	return warnings, nil
+}
+
+// ReadSecret GETs a Secret live. client-go logs whole response bodies at high verbosity
+// with the context's logger; a Secret's body is credentials, so this call logs nothing.
+func ReadSecret(ctx context.Context, r client.Reader, namespace, name string) (*corev1.Secret, error) {
+	quiet := logr.NewContext(ctx, logr.Discard())
+	var s corev1.Secret
+	if err := r.Get(quiet, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, problem(v1alpha1.SecretNotFoundReason, "Secret %s/%s not found", namespace, name)
+		}
+		return nil, err
+	}
+	return &s, nil
+}
+
+// RequireKeys fails with SecretInvalid naming the missing or empty keys (never values).
+func RequireKeys(s *corev1.Secret, keys ...string) error {
+	var missing []string
+	for _, k := range keys {
+		if len(strings.TrimSpace(string(s.Data[k]))) == 0 {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return problem(v1alpha1.SecretInvalidReason, "Secret %s/%s is missing key(s) %s", s.Namespace, s.Name, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func value(s *corev1.Secret, k string) string { return strings.TrimSpace(string(s.Data[k])) }
+
+// credentialsFromSecret reads the keys method needs out of s.
+func credentialsFromSecret(method v1alpha1.AuthMethod, s *corev1.Secret) (connectors.Credentials, error) {
+	switch method {
+	case v1alpha1.AuthMethodAPIToken:
+		if err := RequireKeys(s, KeyEmail, KeyAPIToken); err != nil {
+			return connectors.Credentials{}, err
+		}
+		return connectors.Credentials{Method: connectors.AuthAPIToken, Email: value(s, KeyEmail), APIToken: value(s, KeyAPIToken)}, nil
+	case v1alpha1.AuthMethodPAT:
+		if err := RequireKeys(s, KeyToken); err != nil {
+			return connectors.Credentials{}, err
+		}
+		return connectors.Credentials{Method: connectors.AuthPAT, Token: value(s, KeyToken)}, nil
+	case v1alpha1.AuthMethodOAuth2:
+		// The access token may be missing or spent: the refresh token can mint one.
+		if err := RequireKeys(s, oauth.KeyRefreshToken); err != nil {
+			return connectors.Credentials{}, err
+		}
+		return connectors.Credentials{Method: connectors.AuthOAuth2}, nil
+	default:
+		return connectors.Credentials{}, problem(v1alpha1.AuthMethodNotAllowedReason, "unknown auth method %q", method)
+	}
+}
+
+// Config builds a connectors.Config for a Connection of connector.
+func Config(connector *v1alpha1.Connector, creds connectors.Credentials, http connectors.Doer) connectors.Config {
+	cfg := connectors.Config{
+		BaseURL:     string(connector.Spec.BaseURL),
+		Deployment:  connector.Spec.Deployment,
+		CloudID:     connector.Spec.CloudID,
+		Credentials: creds,
+		HTTP:        http,
+	}
+	if cfg.Deployment == "" {
+		cfg.Deployment = connectors.DeploymentCloud
+	}
+	if connector.Spec.OAuth2 != nil {
+		cfg.APIBaseURL = string(connector.Spec.OAuth2.APIBaseURL)
+	}
+	return cfg
+}
+
+// OAuthClient returns the Connector's OAuth2 client (for the authorize/callback flow too).
+func (f *Factory) OAuthClient(ctx context.Context, connector *v1alpha1.Connector) (oauth.Client, error) {
+	o := connector.Spec.OAuth2
+	if o == nil {
+		return oauth.Client{}, problem(v1alpha1.AuthMethodNotAllowedReason, "Connector %q has no oauth2 client", connector.Name)
+	}
+	id, secret, err := f.oauthClientCredentials(ctx, o)
+	if err != nil {
+		return oauth.Client{}, err
+	}
+	tokenURL := string(o.TokenURL)
+	if tokenURL == "" {
+		tokenURL = DefaultTokenURL
+	}
+	if err := f.checkURL(tokenURL); err != nil {
+		return oauth.Client{}, err
+	}
+	return oauth.Client{ClientID: id, ClientSecret: secret, TokenURL: tokenURL, HTTP: f.Vendors.Egress.Client(tokenCallTimeout)}, nil
+}
+
+func (f *Factory) oauthClientCredentials(ctx context.Context, o *v1alpha1.OAuth2Spec) (id, secret string, err error) {
+	cs, err := ReadSecret(ctx, f.Reader, f.Namespace, o.ClientSecretRef.Name)
+	if err != nil {
+		return "", "", err
+	}
+	if err := RequireKeys(cs, KeyClientID, KeyClientSecret); err != nil {
+		return "", "", err
+	}
+	return value(cs, KeyClientID), value(cs, KeyClientSecret), nil
+}
+
+// oauthToken returns a fresh access token, refreshing (and rotating) it when close to
+// expiry.
+func (f *Factory) oauthToken(ctx context.Context, conn *v1alpha1.Connection, connector *v1alpha1.Connector) (oauth.Token, error) {
+	oc, err := f.OAuthClient(ctx, connector)
+	if err != nil {
+		return oauth.Token{}, err
+	}
+	key := client.ObjectKey{Namespace: conn.Namespace, Name: conn.Spec.Auth.SecretRef.Name}
+	tok, err := f.Refresher.Fresh(ctx, key, oc)
+	var transient *oauth.TransientError
+	switch {
+	case err == nil:
+		return tok, nil
+	case errors.Is(err, oauth.ErrRefreshRejected):
+		return oauth.Token{}, problem(v1alpha1.RefreshFailedReason, "%v", err)
+	case errors.As(err, &transient):
+		return oauth.Token{}, &Problem{Reason: v1alpha1.RefreshFailedReason, Message: err.Error(), Transient: true}
+	case apierrors.IsConflict(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err) || errors.Is(err, context.DeadlineExceeded):
+		return oauth.Token{}, err
+	default:
+		// The Secret holds something unusable (a bad expiry) or the rotated tokens could
+		// not be stored: a human must act.
+		return oauth.Token{}, problem(v1alpha1.SecretInvalidReason, "%v", err)
+	}
+}
