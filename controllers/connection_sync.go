@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,11 +15,6 @@ import (
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/internal/syncer"
 )
-
-// WebhookAnnotationPrefix marks a container whose sync a verified webhook asked for:
-// webhook.connectors.unified.dev/<container key>: <when>. The webhook receiver may run on
-// any replica; the annotation carries the request to the leader through the API server.
-const WebhookAnnotationPrefix = "webhook.connectors.unified.dev/"
 
 // syncRetry is when a Connection whose sink is unavailable is looked at again if the
 // engine has not reported first.
@@ -41,7 +37,11 @@ func (r *ConnectionReconciler) reconcileSync(ctx context.Context, conn *v1alpha1
 	if v := conn.Annotations[v1alpha1.RequestedAtAnnotation]; v != "" && v != conn.Status.LastHandledReconcileAt {
 		r.Sync.Trigger(key)
 	}
-	if containers := r.newWebhookRequests(conn); len(containers) > 0 {
+	// The webhook receiver may run on any replica; its annotation carries the request
+	// here, to the leader, through the API server.
+	if containers := r.newWebhookRequests(conn); slices.Contains(containers, syncer.AllContainers) {
+		r.Sync.Trigger(key)
+	} else if len(containers) > 0 {
 		r.Sync.Trigger(key, containers...)
 	}
 
@@ -97,7 +97,7 @@ func (r *ConnectionReconciler) newWebhookRequests(conn *v1alpha1.Connection) []s
 	next := make(map[string]string, len(seen))
 	var containers []string
 	for k, v := range conn.Annotations {
-		container, ok := strings.CutPrefix(k, WebhookAnnotationPrefix)
+		container, ok := strings.CutPrefix(k, syncer.WebhookAnnotationPrefix)
 		if !ok {
 			continue
 		}

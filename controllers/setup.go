@@ -22,6 +22,9 @@ type ControllerOptions struct {
 	// RetryMinBackoff and RetryMaxBackoff bound the exponential backoff of transient
 	// errors; 0 means 1s and 5m.
 	RetryMinBackoff, RetryMaxBackoff time.Duration
+	// SkipNameValidation allows several managers in one process (tests that restart the
+	// manager); controller names are otherwise unique per process.
+	SkipNameValidation bool
 }
 
 func (o ControllerOptions) controllerOptions() controller.Options {
@@ -36,6 +39,7 @@ func (o ControllerOptions) controllerOptions() controller.Options {
 		maxB = 5 * time.Minute
 	}
 	return controller.Options{
+		SkipNameValidation:      &o.SkipNameValidation,
 		MaxConcurrentReconciles: workers,
 		RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](minB, maxB),
 	}

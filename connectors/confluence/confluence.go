@@ -4,13 +4,29 @@
 // itself as the "confluence" provider; import it for its side effect:
 //
 //	import _ "github.com/unified-connectors/connector-operator/connectors/confluence"
+//
+// What it calls:
+//
+//	                Cloud                                          Data Center
+//	Identity        GET /wiki/rest/api/user/current                GET /rest/api/user/current
+//	Containers      GET /wiki/api/v2/spaces                        GET /rest/api/space
+//	Items, LiveIDs  GET /wiki/api/v2/spaces/{id}/pages             GET /rest/api/content?spaceKey=…&type=page
+//	Item            GET /wiki/api/v2/pages/{id}                    GET /rest/api/content/{id}
+//	Comments        GET /wiki/api/v2/pages/{id}/footer-comments    GET /rest/api/content/{id}/child/comment
+//	Search          GET /wiki/rest/api/search?cql=…                GET /rest/api/content/search?cql=…
+//	Changes         search (CQL), then GET /wiki/api/v2/pages?id=… search (CQL), twice
+//	Create          POST /wiki/api/v2/pages (answers 200)          POST /rest/api/content
+//
+// Pages are read in storage format (XHTML) and normalized to plain text with
+// atlassian.StorageToText. Space keys are resolved to ids (v2 wants ids) once per Client.
+// Cursors are opaque (see cursor.go); Changes is exact whatever the account's time zone
+// (see changes.go).
 package confluence
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/unified-connectors/connector-operator/connectors"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian"
@@ -43,12 +59,27 @@ func (Provider) NewClient(cfg connectors.Config) (connectors.Client, error) {
 	return New(cfg)
 }
 
+// Limits of a page of results: what callers get when they ask for none, and the most
+// that Confluence's v2 lists answer (limit ≤ 250).
+const (
+	defaultLimit = 25
+	maxLimit     = 250
+)
+
 // Client is one Connection's handle on a Confluence site. It is safe for concurrent use.
 type Client struct {
 	api *atlassian.Client
 	// wiki prefixes every REST path: Cloud serves Confluence under /wiki (also through
 	// the gateway), Data Center at its context path, which is part of baseURL.
 	wiki string
+	// walkPage is how many search hits Changes asks for at a time.
+	walkPage int
+
+	// spaceIDs and spaceKeys cache the space key ↔ id mapping: v2 addresses spaces by
+	// id, callers and CQL by key, and neither changes for the life of a space.
+	mu        sync.Mutex
+	spaceIDs  map[string]string
+	spaceKeys map[string]string
 }
 
 // New returns a Client for cfg without I/O.
@@ -57,7 +88,7 @@ func New(cfg connectors.Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{api: api}
+	c := &Client{api: api, walkPage: maxLimit, spaceIDs: map[string]string{}, spaceKeys: map[string]string{}}
 	if api.IsCloud() {
 		c.wiki = "/wiki"
 	}
@@ -78,6 +109,18 @@ type currentUser struct {
 	TimeZone    string `json:"timeZone"`
 }
 
+// id is the user's identifier on the deployment: accountId on Cloud, userKey (or the
+// username) on Data Center.
+func (u currentUser) id(cloud bool) string {
+	if cloud {
+		return u.AccountID
+	}
+	if u.UserKey != "" {
+		return u.UserKey
+	}
+	return u.Username
+}
+
 // Identity asks Confluence who the credential belongs to: GET /wiki/rest/api/user/current
 // on Cloud, GET /rest/api/user/current on Data Center, where the user key stands in for
 // the account id. A 401 or 403 is a connectors.KindAuth error, and so is an anonymous
@@ -93,13 +136,7 @@ func (c *Client) Identity(ctx context.Context) (connectors.Identity, error) {
 		return connectors.Identity{}, &connectors.Error{Kind: connectors.KindAuth, Vendor: Type,
 			Op: c.api.Op(http.MethodGet, path), Status: http.StatusOK, Reason: "credentials not recognised (anonymous user)"}
 	}
-	id := me.AccountID
-	if !c.api.IsCloud() {
-		id = me.UserKey
-		if id == "" {
-			id = me.Username
-		}
-	}
+	id := me.id(c.api.IsCloud())
 	if id == "" {
 		return connectors.Identity{}, &connectors.Error{Kind: connectors.KindUnavailable, Vendor: Type,
 			Op: c.api.Op(http.MethodGet, path), Status: http.StatusOK, Reason: "identity answer names no account"}
@@ -107,47 +144,90 @@ func (c *Client) Identity(ctx context.Context) (connectors.Identity, error) {
 	return connectors.Identity{AccountID: id, DisplayName: me.DisplayName, TimeZone: me.TimeZone}, nil
 }
 
-// notImplemented is the error of the Client methods still to be written.
-func notImplemented(method string) error {
-	return fmt.Errorf("%s: %s is not implemented yet: %w", Type, method, errors.ErrUnsupported)
+// Containers lists the spaces the credential can see, in the vendor's order.
+func (c *Client) Containers(ctx context.Context, cursor string, limit int) (connectors.Page[connectors.Container], error) {
+	if c.api.IsCloud() {
+		return c.cloudContainers(ctx, cursor, limit)
+	}
+	return c.dcContainers(ctx, cursor, limit)
 }
 
-// Containers is not implemented yet.
-func (c *Client) Containers(context.Context, string, int) (connectors.Page[connectors.Container], error) {
-	return connectors.Page[connectors.Container]{}, notImplemented("Containers")
+// Items lists the pages of the space whose key is q.Container. With q.UpdatedSince set
+// they come newest first and stop at the first page modified before it (Cloud; Data
+// Center filters its id-ordered listing); without, in the vendor's order.
+func (c *Client) Items(ctx context.Context, q connectors.ItemQuery) (connectors.Page[connectors.Item], error) {
+	if c.api.IsCloud() {
+		return c.cloudItems(ctx, q)
+	}
+	return c.dcItems(ctx, q)
 }
 
-// Items is not implemented yet.
-func (c *Client) Items(context.Context, connectors.ItemQuery) (connectors.Page[connectors.Item], error) {
-	return connectors.Page[connectors.Item]{}, notImplemented("Items")
+// Item reads one page by id.
+func (c *Client) Item(ctx context.Context, id string) (connectors.Item, error) {
+	if c.api.IsCloud() {
+		return c.cloudItem(ctx, id)
+	}
+	return c.dcItem(ctx, id)
 }
 
-// Item is not implemented yet.
-func (c *Client) Item(context.Context, string) (connectors.Item, error) {
-	return connectors.Item{}, notImplemented("Item")
+// Comments lists the footer comments of page itemID, oldest first.
+func (c *Client) Comments(ctx context.Context, itemID, cursor string, limit int) (connectors.Page[connectors.Comment], error) {
+	if c.api.IsCloud() {
+		return c.cloudComments(ctx, itemID, cursor, limit)
+	}
+	return c.dcComments(ctx, itemID, cursor, limit)
 }
 
-// Comments is not implemented yet.
-func (c *Client) Comments(context.Context, string, string, int) (connectors.Page[connectors.Comment], error) {
-	return connectors.Page[connectors.Comment]{}, notImplemented("Comments")
+// Create publishes a page titled item.Title in the space whose key is item.Container,
+// with item.Text as its body (escaped, one paragraph per blank-line-separated block). It
+// is sent once: creating is not idempotent, so a failure is the caller's to retry.
+func (c *Client) Create(ctx context.Context, item connectors.NewItem) (connectors.Item, error) {
+	if c.api.IsCloud() {
+		return c.cloudCreate(ctx, item)
+	}
+	return c.dcCreate(ctx, item)
 }
 
-// Search is not implemented yet.
-func (c *Client) Search(context.Context, connectors.SearchQuery) (connectors.Page[connectors.Item], error) {
-	return connectors.Page[connectors.Item]{}, notImplemented("Search")
+// LiveIDs lists the id of every page of container (its ID when set, else its Key), for
+// pruning.
+func (c *Client) LiveIDs(ctx context.Context, container connectors.Container, cursor string) (connectors.Page[string], error) {
+	if c.api.IsCloud() {
+		return c.cloudLiveIDs(ctx, container, cursor)
+	}
+	return c.dcLiveIDs(ctx, container, cursor)
 }
 
-// Create is not implemented yet.
-func (c *Client) Create(context.Context, connectors.NewItem) (connectors.Item, error) {
-	return connectors.Item{}, notImplemented("Create")
+// clampLimit turns a caller's limit into one the vendor accepts.
+func clampLimit(n int) int {
+	switch {
+	case n <= 0:
+		return defaultLimit
+	case n > maxLimit:
+		return maxLimit
+	}
+	return n
 }
 
-// Changes is not implemented yet.
-func (c *Client) Changes(context.Context, connectors.ChangeQuery) (connectors.Page[connectors.Item], error) {
-	return connectors.Page[connectors.Item]{}, notImplemented("Changes")
+// invalid is a request the connector refuses before sending it.
+func (c *Client) invalid(method, path, reason string) error {
+	return &connectors.Error{Kind: connectors.KindInvalid, Vendor: Type, Op: c.api.Op(method, path), Reason: reason}
 }
 
-// LiveIDs is not implemented yet.
-func (c *Client) LiveIDs(context.Context, connectors.Container, string) (connectors.Page[string], error) {
-	return connectors.Page[string]{}, notImplemented("LiveIDs")
+// badAnswer is a 2xx answer the connector cannot use.
+func (c *Client) badAnswer(method, path, reason string, err error) error {
+	return &connectors.Error{Kind: connectors.KindUnavailable, Vendor: Type, Op: c.api.Op(method, path),
+		Status: http.StatusOK, Reason: reason, Err: err}
+}
+
+// nextPage turns a vendor next link into the caller's next cursor for call op and query
+// digest q: "" when the listing is over.
+func (c *Client) nextPage(op, q, method, path, link string) (string, error) {
+	token, start, more, err := nextFromLink(link)
+	if err != nil {
+		return "", c.badAnswer(method, path, err.Error(), nil)
+	}
+	if !more {
+		return "", nil
+	}
+	return cursor{Op: op, Q: q, Token: token, Start: start}.encode(), nil
 }

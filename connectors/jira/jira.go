@@ -4,12 +4,28 @@
 // side effect:
 //
 //	import _ "github.com/unified-connectors/connector-operator/connectors/jira"
+//
+// Calls, Cloud (v3) and Data Center (v2):
+//
+//	Identity     GET  /rest/api/3/myself                 GET  /rest/api/2/myself
+//	Containers   GET  /rest/api/3/project/search         GET  /rest/api/2/project (paged here)
+//	Items, Search, Changes, LiveIDs
+//	             POST /rest/api/3/search/jql (tokens)    POST /rest/api/2/search (startAt)
+//	Item         GET  /rest/api/3/issue/{idOrKey}        GET  /rest/api/2/issue/{idOrKey}
+//	Comments     GET  …/issue/{idOrKey}, then …/issue/{id}/comment
+//	Create       POST /rest/api/3/issue (ADF)            POST /rest/api/2/issue (wiki markup)
+//
+// The removed GET|POST /rest/api/3/search is never called. JQL goes in request bodies,
+// never in a URL, so it cannot reach an error message. Items and Search page with
+// Jira's own tokens (offsets on Data Center); Changes and LiveIDs page by key set (see
+// changes.go), because offsets skip issues that change or vanish between pages. Cursors
+// are opaque (see cursor.go). Times are read with atlassian.ParseTime, so the zone Jira
+// renders them in (the account's) does not matter, and JQL bounds are epoch
+// milliseconds, because Jira reads date strings in that zone.
 package jira
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/unified-connectors/connector-operator/connectors"
@@ -93,49 +109,4 @@ func (c *Client) Identity(ctx context.Context) (connectors.Identity, error) {
 			Op: c.api.Op(http.MethodGet, path), Status: http.StatusOK, Reason: "identity answer names no account"}
 	}
 	return connectors.Identity{AccountID: id, DisplayName: me.DisplayName, TimeZone: me.TimeZone}, nil
-}
-
-// notImplemented is the error of the Client methods still to be written.
-func notImplemented(method string) error {
-	return fmt.Errorf("%s: %s is not implemented yet: %w", Type, method, errors.ErrUnsupported)
-}
-
-// Containers is not implemented yet.
-func (c *Client) Containers(context.Context, string, int) (connectors.Page[connectors.Container], error) {
-	return connectors.Page[connectors.Container]{}, notImplemented("Containers")
-}
-
-// Items is not implemented yet.
-func (c *Client) Items(context.Context, connectors.ItemQuery) (connectors.Page[connectors.Item], error) {
-	return connectors.Page[connectors.Item]{}, notImplemented("Items")
-}
-
-// Item is not implemented yet.
-func (c *Client) Item(context.Context, string) (connectors.Item, error) {
-	return connectors.Item{}, notImplemented("Item")
-}
-
-// Comments is not implemented yet.
-func (c *Client) Comments(context.Context, string, string, int) (connectors.Page[connectors.Comment], error) {
-	return connectors.Page[connectors.Comment]{}, notImplemented("Comments")
-}
-
-// Search is not implemented yet.
-func (c *Client) Search(context.Context, connectors.SearchQuery) (connectors.Page[connectors.Item], error) {
-	return connectors.Page[connectors.Item]{}, notImplemented("Search")
-}
-
-// Create is not implemented yet.
-func (c *Client) Create(context.Context, connectors.NewItem) (connectors.Item, error) {
-	return connectors.Item{}, notImplemented("Create")
-}
-
-// Changes is not implemented yet.
-func (c *Client) Changes(context.Context, connectors.ChangeQuery) (connectors.Page[connectors.Item], error) {
-	return connectors.Page[connectors.Item]{}, notImplemented("Changes")
-}
-
-// LiveIDs is not implemented yet.
-func (c *Client) LiveIDs(context.Context, connectors.Container, string) (connectors.Page[string], error) {
-	return connectors.Page[string]{}, notImplemented("LiveIDs")
 }

@@ -2,8 +2,6 @@ package jira_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,57 +10,6 @@ import (
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 	"github.com/unified-connectors/connector-operator/connectors/jira"
 )
-
-const (
-	email    = "alice@example.com"
-	apiToken = "s3cret-jira-token-71d0"
-	pat      = "s3cret-jira-pat-c3e9"
-)
-
-var alice = atlassiantest.Account{
-	ID: "5b10a2844c20165700ede21g", DisplayName: "Alice Example", Email: email,
-	TimeZone: "Australia/Sydney", APIToken: apiToken, PAT: pat,
-}
-
-func newFake(t *testing.T) *atlassiantest.Server {
-	t.Helper()
-	fake := atlassiantest.NewServer()
-	t.Cleanup(fake.Close)
-	fake.AddAccount(alice)
-	return fake
-}
-
-func apiTokenCreds(token string) connectors.Credentials {
-	return connectors.Credentials{Method: connectors.AuthAPIToken, Email: email, APIToken: token}
-}
-
-func newClient(t *testing.T, cfg connectors.Config) connectors.Client {
-	t.Helper()
-	p, ok := connectors.Get("jira")
-	if !ok {
-		t.Fatal(`provider "jira" is not registered`)
-	}
-	if _, err := p.Validate(cfg); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	c, err := p.NewClient(cfg)
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	return c
-}
-
-// assertNoSecrets fails when the error text holds a credential.
-func assertNoSecrets(t *testing.T, err error) {
-	t.Helper()
-	for _, text := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
-		for _, s := range []string{apiToken, pat} {
-			if strings.Contains(text, s) {
-				t.Errorf("error text %q contains a token", text)
-			}
-		}
-	}
-}
 
 func TestIdentity(t *testing.T) {
 	fake := newFake(t)
@@ -158,27 +105,6 @@ func TestIdentityFailures(t *testing.T) {
 			}
 			assertNoSecrets(t, err)
 		})
-	}
-}
-
-func TestUnimplementedMethodsSayUnsupported(t *testing.T) {
-	c := newClient(t, connectors.Config{BaseURL: "https://acme.atlassian.net", Credentials: apiTokenCreds(apiToken)})
-	ctx := t.Context()
-	calls := map[string]func() error{
-		"Containers": func() error { _, err := c.Containers(ctx, "", 10); return err },
-		"Items":      func() error { _, err := c.Items(ctx, connectors.ItemQuery{}); return err },
-		"Item":       func() error { _, err := c.Item(ctx, "1"); return err },
-		"Comments":   func() error { _, err := c.Comments(ctx, "1", "", 10); return err },
-		"Search":     func() error { _, err := c.Search(ctx, connectors.SearchQuery{}); return err },
-		"Create":     func() error { _, err := c.Create(ctx, connectors.NewItem{}); return err },
-		"Changes":    func() error { _, err := c.Changes(ctx, connectors.ChangeQuery{}); return err },
-		"LiveIDs":    func() error { _, err := c.LiveIDs(ctx, connectors.Container{}, ""); return err },
-	}
-	for name, call := range calls {
-		err := call()
-		if !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), "jira: "+name+" is not implemented yet") {
-			t.Errorf("%s: error %v, want jira: %s is not implemented yet (ErrUnsupported)", name, err, name)
-		}
 	}
 }
 

@@ -233,7 +233,8 @@ func (w *worker) poke() {
 func (w *worker) update(conn *v1alpha1.Connection, connector *v1alpha1.Connector, inputs string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	changed := w.conn == nil || w.conn.Generation != conn.Generation || w.connector.Generation != connector.Generation
+	first := w.conn == nil
+	changed := !first && (w.conn.Generation != conn.Generation || w.connector.Generation != connector.Generation)
 	w.conn, w.connector = conn, connector
 	if inputs != w.inputs {
 		w.inputs = inputs
@@ -243,16 +244,15 @@ func (w *worker) update(conn *v1alpha1.Connection, connector *v1alpha1.Connector
 			w.poke()
 		}
 	}
-	if changed && w.cancelRun != nil {
-		// The spec changed under a running sync: stop it promptly and start over with
-		// the new spec (cursors are kept; acknowledged items are not sent again).
-		w.cancelRun()
+	if changed {
+		// A new spec (scope, sink, since, resync, suspend…) runs at once. A run in
+		// progress stops promptly and starts over with it; cursors are kept, so
+		// acknowledged items are not sent again.
+		if w.cancelRun != nil {
+			w.cancelRun()
+		}
 		w.all = true
 		w.poke()
-	}
-	if changed && conn.Spec.Sync != nil && !conn.Spec.Sync.Suspend && w.state.Reason == v1alpha1.SuspendedReason {
-		w.all = true
-		w.poke() // resumed
 	}
 }
 

@@ -1,0 +1,113 @@
+package jira
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+
+	"github.com/unified-connectors/connector-operator/connectors"
+)
+
+// Cursors are opaque to callers, who get them back from the HTTP API and may hand back
+// anything. A cursor is "v1." followed by the unpadded base64url of a small JSON object;
+// it holds positions only (an offset, Jira's nextPageToken, or a key-set position),
+// never a URL or a host, and every field is checked when it comes back.
+const cursorPrefix = "v1."
+
+// maxCursorLen bounds what decodeCursor reads. The longest cursors are key-set
+// positions carrying up to maxSeen issue ids.
+const maxCursorLen = 64 << 10
+
+// maxSeen bounds the ids a key-set cursor carries: issues delivered at the position's
+// millisecond. Jira stamps each issue's update in its own transaction, so even a bulk
+// change rarely puts more than a few issues in one millisecond.
+const maxSeen = 2000
+
+// Cursor kinds: a cursor only continues the kind of listing that produced it.
+const (
+	kindContainers = "containers"
+	kindItems      = "items"
+	kindSearch     = "search"
+	kindComments   = "comments"
+	kindChanges    = "changes"
+	kindLiveIDs    = "ids"
+)
+
+// cursor is the state of a listing between pages.
+type cursor struct {
+	// Kind is the listing, Scope what it lists (a project key, an issue).
+	Kind  string `json:"k"`
+	Scope string `json:"c,omitempty"`
+	// Query fingerprints the JQL that Token belongs to: Jira's tokens are only valid
+	// for the query that produced them.
+	Query string `json:"q,omitempty"`
+	// Token is Jira Cloud's nextPageToken; Start an offset (startAt).
+	Token string `json:"t,omitempty"`
+	Start int    `json:"s,omitempty"`
+	// Millis and Seen are a key-set position: the listing continues at issues whose
+	// time (updated or created) is at least Millis, except the Seen ids, delivered
+	// already at exactly Millis.
+	Millis int64    `json:"u,omitempty"`
+	Seen   []string `json:"x,omitempty"`
+}
+
+// encode returns the opaque form of c.
+func (c cursor) encode() string {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic("jira: marshal cursor: " + err.Error()) // strings and ints only
+	}
+	return cursorPrefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeCursor parses s as a cursor of kind for scope (compared case-insensitively).
+// Any problem, including a cursor of another listing, is a KindInvalid error for op; it
+// never panics, and never echoes the cursor.
+func decodeCursor(s, op, kind, scope string) (cursor, error) {
+	bad := &connectors.Error{Kind: connectors.KindInvalid, Vendor: Type, Op: op, Reason: "invalid cursor"}
+	raw, ok := strings.CutPrefix(s, cursorPrefix)
+	if !ok || len(s) > maxCursorLen {
+		return cursor{}, bad
+	}
+	b, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil {
+		return cursor{}, bad
+	}
+	var c cursor
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&c) != nil || dec.More() {
+		return cursor{}, bad
+	}
+	if c.Kind != kind || !strings.EqualFold(c.Scope, scope) || !c.valid() {
+		return cursor{}, bad
+	}
+	return c, nil
+}
+
+// valid checks the fields that are sent back to Jira.
+func (c cursor) valid() bool {
+	if c.Start < 0 || c.Start > 1e8 || c.Millis < 0 || len(c.Seen) > maxSeen || len(c.Token) > 4096 {
+		return false
+	}
+	// Jira's tokens are printable ASCII; nothing else goes back to it.
+	for i := 0; i < len(c.Token); i++ {
+		if c.Token[i] < 0x21 || c.Token[i] > 0x7e {
+			return false
+		}
+	}
+	for _, id := range c.Seen {
+		if !isIssueID(id) {
+			return false
+		}
+	}
+	return true
+}
+
+// fingerprint is a short digest of jql, to bind a vendor token to its query.
+func fingerprint(jql string) string {
+	sum := sha256.Sum256([]byte(jql))
+	return base64.RawURLEncoding.EncodeToString(sum[:9])
+}
