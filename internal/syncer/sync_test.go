@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 	_ "time/tzdata"
@@ -46,29 +47,46 @@ var (
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.Level(zapLevel()))))
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	var err error
-	if cfg, err = env.Start(); err != nil {
-		panic(err)
-	}
-	if k8s, err = client.New(cfg, client.Options{Scheme: manager.Scheme}); err != nil {
-		panic(err)
-	}
-	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}); err != nil {
-		panic(err)
-	}
 	code := m.Run()
-	_ = env.Stop()
+	if env != nil {
+		_ = env.Stop()
+	}
 	os.Exit(code)
+}
+
+var (
+	env     *envtest.Environment
+	envOnce sync.Once
+	envErr  error
+)
+
+// controlPlane starts the package's kube-apiserver on first use, so that unit tests and
+// fuzz workers in this package do not pay for one.
+func controlPlane(t testing.TB) {
+	t.Helper()
+	envOnce.Do(func() {
+		env = &envtest.Environment{
+			CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+			ErrorIfCRDPathMissing: true,
+		}
+		if cfg, envErr = env.Start(); envErr != nil {
+			return
+		}
+		if k8s, envErr = client.New(cfg, client.Options{Scheme: manager.Scheme}); envErr != nil {
+			return
+		}
+		envErr = k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}})
+	})
+	if envErr != nil {
+		t.Fatalf("control plane: %v", envErr)
+	}
 }
 
 // startManager runs the real manager (reconcilers and sync engine) until stop is called
 // or the test ends. stop returns once the manager has stopped.
 func startManager(t testing.TB) (stop func()) {
 	t.Helper()
+	controlPlane(t)
 	mgr, err := manager.New(cfg, manager.Options{
 		Namespace: operatorNamespace, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
 		AllowInsecureVendorURLs: true, SyncPersistEvery: persistEvery,
@@ -108,6 +126,7 @@ type site struct {
 
 func newSite(t testing.TB, timeZone string) *site {
 	t.Helper()
+	controlPlane(t)
 	ctx := context.Background()
 	s := &site{t: t, fake: atlassiantest.NewServer(), sink: sinktest.NewServer()}
 	t.Cleanup(s.fake.Close)

@@ -216,6 +216,11 @@ func (c *Client) slowDown() {
 	c.adapted = max(0.5, c.adapted/2)
 	c.limiter.SetLimit(rate.Limit(c.adapted))
 	c.limiter.SetBurst(1)
+	// The bucket may still hold a token from the old burst: space the next request one
+	// interval at the new rate, as the vendor's budget is nearly spent.
+	if next := time.Now().Add(time.Duration(float64(time.Second) / c.adapted)); next.After(c.holdUntil) {
+		c.holdUntil = next
+	}
 }
 
 // rewind returns req for attempt n, with a fresh body for a retry.
