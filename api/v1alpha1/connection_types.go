@@ -170,6 +170,10 @@ type ContainerSyncStatus struct {
 	// lastSyncTime is when this container last finished a sync run.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+	// lastPruneTime is when the container's live item ids were last sent as snapshot
+	// events (or, before the first snapshot, when its first backfill completed).
+	// +optional
+	LastPruneTime *metav1.Time `json:"lastPruneTime,omitempty"`
 }
 
 // SyncStatus is the state of sync.

@@ -190,17 +190,15 @@ type worker struct {
 	cancel    context.CancelFunc
 	state     State
 	status    *v1alpha1.SyncStatus // authoritative copy of status.sync once loaded
-	lastPrune map[string]time.Time
 }
 
 func newWorker(e *Engine, key client.ObjectKey) *worker {
 	return &worker{
 		e: e, key: key,
-		wake:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
-		state:     State{Reason: v1alpha1.ProgressingReason, Message: "sync scheduled"},
-		all:       true, // the first run, right after creation, covers everything
-		lastPrune: map[string]time.Time{},
+		wake:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+		state: State{Reason: v1alpha1.ProgressingReason, Message: "sync scheduled"},
+		all:   true, // the first run, right after creation, covers everything
 	}
 }
 
@@ -326,7 +324,13 @@ func (w *worker) loop(ctx context.Context) {
 		if errors.Is(err, context.Canceled) {
 			continue // the spec changed: the update that cancelled us also woke us
 		}
-		timer.Reset(jitter(syncInterval(conn, connector)))
+		next := jitter(syncInterval(conn, connector))
+		w.mu.Lock()
+		if due := nextPrune(conn, w.status); !due.IsZero() && time.Until(due) < next {
+			next = max(time.Second, time.Until(due))
+		}
+		w.mu.Unlock()
+		timer.Reset(next)
 	}
 }
 

@@ -277,15 +277,16 @@ func (r *runner) syncContainer(ctx context.Context, c connectors.Container) erro
 		return r.persist(ctx, false)
 	}
 
-	page := ""
-	for {
-		p, err := r.vendor.Changes(ctx, connectors.ChangeQuery{
-			Container: c, Since: since, Filter: r.conn.Spec.Scope.Filter, Cursor: page, Limit: pageSize,
-		})
-		if err != nil {
-			return errors.Join(err, flush())
+	// The next vendor page is fetched while the current batch is delivered: the run
+	// takes about as long as the slower of vendor and sink, not their sum.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop() // ends the page walk if delivery fails first
+	pages := r.pages(ctx, c, since)
+	for p := range pages {
+		if p.err != nil {
+			return errors.Join(p.err, flush())
 		}
-		for _, it := range p.Items {
+		for _, it := range p.items {
 			if cur.Delivered(it) {
 				continue
 			}
@@ -296,10 +297,6 @@ func (r *runner) syncContainer(ctx context.Context, c connectors.Container) erro
 				}
 			}
 		}
-		if p.NextCursor == "" {
-			break
-		}
-		page = p.NextCursor
 	}
 	if err := flush(); err != nil {
 		return err
@@ -312,6 +309,38 @@ func (r *runner) syncContainer(ctx context.Context, c connectors.Container) erro
 	r.w.mu.Unlock()
 	syncLag.WithLabelValues(r.conn.Namespace, r.conn.Name, c.Key).Set(lag(cur))
 	return nil
+}
+
+// page is one vendor page of changes, or the error that ended the walk.
+type page struct {
+	items []connectors.Item
+	err   error
+}
+
+// pages walks a container's changes since since in a goroutine of its own, one page
+// ahead of the consumer. The channel closes after the last page or an error; ctx's end
+// stops the walk.
+func (r *runner) pages(ctx context.Context, c connectors.Container, since time.Time) <-chan page {
+	out := make(chan page, 1)
+	go func() {
+		defer close(out)
+		cursor := ""
+		for {
+			p, err := r.vendor.Changes(ctx, connectors.ChangeQuery{
+				Container: c, Since: since, Filter: r.conn.Spec.Scope.Filter, Cursor: cursor, Limit: pageSize,
+			})
+			select {
+			case out <- page{items: p.Items, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || p.NextCursor == "" {
+				return
+			}
+			cursor = p.NextCursor
+		}
+	}()
+	return out
 }
 
 // cursorOf returns a container's cursor and the instant to ask the vendor from.
@@ -457,23 +486,51 @@ func (e *Engine) sinkFor(ctx context.Context, conn *v1alpha1.Connection) (*sink,
 }
 
 // prune sends, per container due for it, the ids of every live item as snapshot events.
+// A container's first backfill counts as its first snapshot (the consumer has just
+// received every item), so the first snapshot follows one pruneInterval later.
 func (r *runner) prune(ctx context.Context, containers []connectors.Container) error {
 	every := pruneInterval(r.conn)
 	for _, c := range containers {
 		r.w.mu.Lock()
-		last, seen := r.w.lastPrune[c.Key]
+		var last *metav1.Time
+		if cs := r.containerStatus(c.Key); cs != nil {
+			last = cs.LastPruneTime
+		}
 		r.w.mu.Unlock()
-		if seen && time.Since(last) < every {
+		if last != nil && time.Since(last.Time) < every {
 			continue
 		}
-		if err := r.snapshot(ctx, c); err != nil {
-			return err
+		if last != nil {
+			if err := r.snapshot(ctx, c); err != nil {
+				return err
+			}
 		}
+		now := metav1.NewTime(time.Now().Truncate(time.Second))
 		r.w.mu.Lock()
-		r.w.lastPrune[c.Key] = time.Now()
+		if cs := r.containerStatus(c.Key); cs != nil {
+			cs.LastPruneTime = &now
+		}
 		r.w.mu.Unlock()
 	}
 	return nil
+}
+
+// nextPrune is when the earliest container is due for a snapshot; zero when none has
+// finished its first backfill.
+func nextPrune(conn *v1alpha1.Connection, st *v1alpha1.SyncStatus) time.Time {
+	var next time.Time
+	if st == nil {
+		return next
+	}
+	for _, cs := range st.Containers {
+		if cs.LastPruneTime == nil {
+			continue
+		}
+		if due := cs.LastPruneTime.Add(pruneInterval(conn)); next.IsZero() || due.Before(next) {
+			next = due
+		}
+	}
+	return next
 }
 
 // snapshot streams one container's live ids in chunks; the last chunk is marked final.

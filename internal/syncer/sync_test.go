@@ -440,24 +440,13 @@ func TestResyncSuspendScopeAndPrune(t *testing.T) {
 	s := newSite(t, "UTC")
 	s.fake.SeedJira(atlassiantest.JiraSeed{Projects: 2, IssuesPerProject: 120, Seed: 5, Start: time.Now().Add(-10 * 24 * time.Hour)})
 	startManager(t)
-	key := s.connection(s.jira, func(spec *v1alpha1.ConnectionSpec) { spec.Scope.Containers = []string{"PRJA"} })
+	key := s.connection(s.jira, func(spec *v1alpha1.ConnectionSpec) {
+		spec.Scope.Containers = []string{"PRJA"}
+		spec.Sync.PruneInterval = &metav1.Duration{Duration: time.Minute} // the shortest allowed
+	})
 	g.Eventually(synced(t, key), time.Minute).Should(Equal("True/Succeeded"))
 	g.Expect(s.sink.Check().Distinct).To(Equal(120))
-
-	// Prune: the first run sent a complete snapshot of PRJA's live ids.
-	var snapshotIDs []string
-	final := false
-	for _, e := range s.sink.Events() {
-		if e.Type == syncer.EventContainerSnapshot {
-			var snap syncer.Snapshot
-			must(t, json.Unmarshal(e.Data, &snap))
-			g.Expect(snap.Container).To(Equal("PRJA"))
-			snapshotIDs = append(snapshotIDs, snap.IDs...)
-			final = final || snap.Final
-		}
-	}
-	g.Expect(final).To(BeTrue(), "last snapshot chunk marked final")
-	g.Expect(snapshotIDs).To(HaveLen(120))
+	g.Expect(snapshots(s.sink)).To(BeEmpty(), "the first backfill is the first snapshot: no prune right after it")
 
 	update := func(mutate func(*v1alpha1.ConnectionSpec)) {
 		c := get(t, key)
@@ -494,6 +483,40 @@ func TestResyncSuspendScopeAndPrune(t *testing.T) {
 	update(func(spec *v1alpha1.ConnectionSpec) { spec.Sync.Suspend = false })
 	g.Eventually(func() int { return len(s.sink.Items()) }, 30*time.Second).Should(Equal(1))
 	g.Eventually(synced(t, key), 30*time.Second).Should(Equal("True/Succeeded"))
+
+	// Prune: a pruneInterval after PRJB's backfill, its live ids arrive as snapshot
+	// chunks, the last one marked final, without anyone asking.
+	s.fake.DeleteIssue(s.fake.JiraIssueKeys("PRJB")[0])
+	var live []string
+	for _, k := range s.fake.JiraIssueKeys("PRJB") {
+		info, _ := s.fake.JiraIssue(k)
+		live = append(live, info.ID)
+	}
+	g.Eventually(func() []syncer.Snapshot { return snapshots(s.sink) }, 2*time.Minute, time.Second).ShouldNot(BeEmpty())
+	var ids []string
+	final := false
+	for _, snap := range snapshots(s.sink) {
+		g.Expect(snap.Container).To(Equal("PRJB"))
+		ids = append(ids, snap.IDs...)
+		final = final || snap.Final
+	}
+	g.Expect(final).To(BeTrue(), "last snapshot chunk marked final")
+	g.Expect(ids).To(ConsistOf(live), "exactly the live ids: the deleted issue is missing")
+	g.Expect(get(t, key).Status.Sync.Containers[0].LastPruneTime).NotTo(BeNil())
+}
+
+// snapshots decodes the container.snapshot events the sink received.
+func snapshots(sink *sinktest.Sink) []syncer.Snapshot {
+	var out []syncer.Snapshot
+	for _, e := range sink.Events() {
+		if e.Type == syncer.EventContainerSnapshot {
+			var snap syncer.Snapshot
+			if json.Unmarshal(e.Data, &snap) == nil {
+				out = append(out, snap)
+			}
+		}
+	}
+	return out
 }
 
 // TestWebhook: a signed Jira event syncs its project within seconds; unsigned, badly
