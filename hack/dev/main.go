@@ -31,9 +31,14 @@ import (
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 	"github.com/unified-connectors/connector-operator/internal/logging"
 	"github.com/unified-connectors/connector-operator/internal/manager"
+	"github.com/unified-connectors/connector-operator/internal/syncer/sinktest"
 )
 
-const operatorNamespace = "connector-system"
+const (
+	operatorNamespace = "connector-system"
+	// sinkAddr is where the demo sink listens; the samples point here.
+	sinkAddr = "127.0.0.1:8091"
+)
 
 func main() {
 	assets := flag.String("assets", "bin/k8s", "Folder with kube-apiserver and etcd.")
@@ -63,6 +68,7 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, stateDir string, smoke 
 	for _, a := range atlassiantest.DemoAccounts() {
 		fake.AddAccount(a)
 	}
+	fake.SeedDemo()
 	ln, err := net.Listen("tcp", fakeAddr)
 	if err != nil {
 		return fmt.Errorf("fake Atlassian site: %w (is another make dev running?)", err)
@@ -70,6 +76,19 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, stateDir string, smoke 
 	fakeSrv := &http.Server{Handler: fake.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = fakeSrv.Serve(ln) }()
 	defer fakeSrv.Close()
+
+	// A demo sink for the samples' sync (config/samples/team-a.yaml points here).
+	sink := sinktest.New()
+	sink.OnBatch(func(batch []sinktest.Event) {
+		fmt.Printf(">> demo sink: received %d events (%d items so far)\n", len(batch), len(sink.Items()))
+	})
+	sinkLn, err := net.Listen("tcp", sinkAddr)
+	if err != nil {
+		return fmt.Errorf("demo sink: %w (is another make dev running?)", err)
+	}
+	sinkSrv := &http.Server{Handler: sink.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = sinkSrv.Serve(sinkLn) }()
+	defer sinkSrv.Close()
 
 	fmt.Println(">> starting kube-apiserver and etcd")
 	env := &envtest.Environment{
@@ -123,7 +142,7 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, stateDir string, smoke 
 	defer stopMgr()
 	mgrErr := make(chan error, 1)
 	go func() { mgrErr <- mgr.Start(mgrCtx) }()
-	if err := waitForSamples(ctx, c); err != nil {
+	if err := waitForSamples(ctx, c, sink); err != nil {
 		return err
 	}
 	show := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "get", "conn", "-A")
@@ -137,7 +156,7 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, stateDir string, smoke 
 }
 
 // waitForSamples waits until each sample Connection shows the Ready reason it should.
-func waitForSamples(ctx context.Context, c client.Client) error {
+func waitForSamples(ctx context.Context, c client.Client, sink *sinktest.Sink) error {
 	want := map[client.ObjectKey]string{
 		{Namespace: "team-a", Name: "jira"}: v1alpha1.SucceededReason,
 		{Namespace: "team-a", Name: "wiki"}: v1alpha1.SucceededReason,
@@ -155,12 +174,18 @@ func waitForSamples(ctx context.Context, c client.Client) error {
 				}
 			}
 		}
-		if maps.Equal(got, want) {
+		var synced bool
+		var conn v1alpha1.Connection
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: "jira"}, &conn); err == nil {
+			synced = meta.IsStatusConditionTrue(conn.Status.Conditions, v1alpha1.SyncedCondition)
+		}
+		// The demo site has 2 projects × 60 issues; team-a/jira syncs them all.
+		if maps.Equal(got, want) && synced && sink.Check().Distinct == 120 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("samples did not reach their expected states: want %v, have %v", want, got)
+			return fmt.Errorf("samples did not reach their expected states: want %v, have %v; team-a/jira synced %d items", want, got, sink.Check().Distinct)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -194,6 +219,7 @@ connector-operator is running against a local control plane.
 
   kubeconfig:          %[2]s
   fake Atlassian site: %[3]s (demo accounts: alice@example.com / demo-jira-token)
+  demo sink:           http://127.0.0.1:8091 (team-a/jira syncs every project into it)
 
 Try, in another terminal:
   export KUBECONFIG=%[2]s

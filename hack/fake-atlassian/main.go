@@ -37,6 +37,7 @@ func run(listen string) error {
 	for _, a := range atlassiantest.DemoAccounts() {
 		fake.AddAccount(a)
 	}
+	fake.SeedDemo()
 
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {

@@ -54,18 +54,33 @@ type Sink struct {
 	onBatch       func([]Event)
 }
 
+// New returns a sink that is not listening: serve Handler yourself (make dev does).
+func New() *Sink { return &Sink{} }
+
 // NewServer starts a sink on http://127.0.0.1.
 func NewServer() *Sink {
-	s := &Sink{}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s := New()
+	s.srv = httptest.NewServer(s.Handler())
 	return s
 }
 
-// URL is where to POST.
-func (s *Sink) URL() string { return s.srv.URL }
+// Handler receives batches.
+func (s *Sink) Handler() http.Handler { return http.HandlerFunc(s.serve) }
 
-// Close stops the sink.
-func (s *Sink) Close() { s.srv.Close() }
+// URL is where to POST; "" for a Sink from New.
+func (s *Sink) URL() string {
+	if s.srv == nil {
+		return ""
+	}
+	return s.srv.URL
+}
+
+// Close stops a started sink.
+func (s *Sink) Close() {
+	if s.srv != nil {
+		s.srv.Close()
+	}
+}
 
 // RequireAuthorization makes the sink answer 401 to batches without this header value.
 func (s *Sink) RequireAuthorization(v string) {
