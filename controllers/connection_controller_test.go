@@ -304,6 +304,20 @@ var _ = Describe("Connection", func() {
 })
 
 var _ = Describe("Connector", func() {
+	It("refuses a vendor at a metadata address with EgressDenied, even in dev mode", func(ctx SpecContext) {
+		cnr := &v1alpha1.Connector{
+			ObjectMeta: metav1.ObjectMeta{Name: "metadata-" + rand.String(6)},
+			Spec:       v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: "https://169.254.169.254"},
+		}
+		Expect(k8s.Create(ctx, cnr)).To(Succeed())
+		DeferCleanup(func(ctx context.Context) { _ = k8s.Delete(ctx, cnr) })
+		Eventually(func() *metav1.Condition {
+			c := &v1alpha1.Connector{}
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cnr), c)).To(Succeed())
+			return meta.FindStatusCondition(c.Status.Conditions, v1alpha1.StalledCondition)
+		}, 20*time.Second).Should(haveStatusReason(metav1.ConditionTrue, v1alpha1.EgressDeniedReason))
+	})
+
 	It("needs its OAuth2 client Secret, and becomes Ready when it appears", func(ctx SpecContext) {
 		s := newSite(ctx, v1alpha1.ConnectorTypeJira, func(c *v1alpha1.Connector) {
 			c.Spec.AuthMethods = []v1alpha1.AuthMethod{v1alpha1.AuthMethodOAuth2}
