@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -122,10 +123,18 @@ func (r *ConnectorReconciler) patchStatus(ctx context.Context, base, connector *
 func (r *ConnectorReconciler) SetupWithManager(mgr ctrl.Manager, opts ControllerOptions) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Connector{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Only what changes the counts: a Connection created, deleted, moved to another
+		// Connector or becoming (un)ready; not every sync progress write.
 		Watches(&v1alpha1.Connection{}, handler.EnqueueRequestsFromMapFunc(
 			func(_ context.Context, o client.Object) []reconcile.Request {
 				return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: o.(*v1alpha1.Connection).Spec.ConnectorRef.Name}}}
-			})).
+			}), builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+			oldC, okOld := e.ObjectOld.(*v1alpha1.Connection)
+			newC, okNew := e.ObjectNew.(*v1alpha1.Connection)
+			return !okOld || !okNew || oldC.Spec.ConnectorRef != newC.Spec.ConnectorRef ||
+				meta.IsStatusConditionTrue(oldC.Status.Conditions, v1alpha1.ReadyCondition) !=
+					meta.IsStatusConditionTrue(newC.Status.Conditions, v1alpha1.ReadyCondition)
+		}})).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.connectorsOfSecret),
 			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		WithOptions(opts.controllerOptions()).
