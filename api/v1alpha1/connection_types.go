@@ -259,7 +259,3 @@ type ConnectionList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Connection `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&Connection{}, &ConnectionList{})
-}

@@ -28,7 +28,7 @@ func searchPageJSON(b *testing.B) []byte {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		b.Fatalf("search: %d %v", resp.StatusCode, err)

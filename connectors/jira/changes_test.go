@@ -257,7 +257,7 @@ func rawSearch(t *testing.T, fake *atlassiantest.Server, a atlassiantest.Account
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var out struct {
 		Issues []struct {
 			ID string `json:"id"`

@@ -61,7 +61,6 @@ type runner struct {
 
 	mu          sync.Mutex
 	lastPersist time.Time
-	failed      bool // some container did not finish
 }
 
 func (r *runner) run(ctx context.Context, connector *v1alpha1.Connector, only map[string]bool) error {

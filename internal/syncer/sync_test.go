@@ -545,7 +545,7 @@ func TestWebhook(t *testing.T) {
 		}
 		resp, err := http.DefaultClient.Do(req)
 		must(t, err)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
 	path := "/webhooks/v1/namespaces/" + key.Namespace + "/connections/" + key.Name

@@ -100,7 +100,7 @@ func TestNoRequestInsideRetryAfter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp.Body.Close()
+			_ = resp.Body.Close()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if _, err := client.Items(ctx, connectors.ItemQuery{Container: "PRJA", Limit: 10}); err != nil {

@@ -208,7 +208,7 @@ func TestMetricsCountRequestsByTypeAndCode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 	}
 	if got := testutil.ToFloat64(requestsTotal.WithLabelValues("t8", "404")); got != 1 {
 		t.Fatalf("404 count = %v", got)
@@ -227,7 +227,7 @@ func TestTokenBucketSpacesRequests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 	}
 	if d := time.Since(start); d < time.Second {
 		t.Fatalf("6 requests at 5/s with burst 1 took %s, want ≥ 1s", d)

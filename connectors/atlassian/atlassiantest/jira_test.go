@@ -49,7 +49,7 @@ func jiraCall(t *testing.T, fake *atlassiantest.Server, method, path, body strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, _ := io.ReadAll(resp.Body)
 	var out map[string]any
 	if len(raw) > 0 && raw[0] == '{' {
@@ -126,7 +126,7 @@ func TestJiraSearchJQL(t *testing.T) {
 	}
 	seen, token := 15, out["nextPageToken"].(string)
 	for token != "" {
-		status, out = jiraCall(t, fake, "GET", "/rest/api/3/search/jql?jql=project%20%3D%20PRJA&maxResults=15&nextPageToken="+token, "")
+		_, out = jiraCall(t, fake, "GET", "/rest/api/3/search/jql?jql=project%20%3D%20PRJA&maxResults=15&nextPageToken="+token, "")
 		issues, _ = out["issues"].([]any)
 		seen += len(issues)
 		token, _ = out["nextPageToken"].(string)
