@@ -20,7 +20,8 @@ GO_TEST_FLAGS ?= -count=1 -timeout=30m
 # Fuzz targets run briefly by make test (package:target); make fuzz FUZZTIME=5m for longer.
 FUZZ_TARGETS ?= ./connectors/atlassian:FuzzParseTime ./connectors/atlassian:FuzzADFToText \
 	./connectors/atlassian:FuzzStorageToText ./connectors/jira:FuzzCursor ./connectors/jira:FuzzQuote \
-	./connectors/confluence:FuzzCursor ./internal/egress:FuzzCheckURL ./internal/syncer:FuzzParseCursor
+	./connectors/confluence:FuzzCursor ./internal/egress:FuzzCheckURL ./internal/syncer:FuzzParseCursor \
+	./internal/api:FuzzRequest
 FUZZTIME ?= 5s
 
 .PHONY: all

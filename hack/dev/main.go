@@ -20,15 +20,20 @@ import (
 	"syscall"
 	"time"
 
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
+	"github.com/unified-connectors/connector-operator/internal/api"
 	"github.com/unified-connectors/connector-operator/internal/logging"
 	"github.com/unified-connectors/connector-operator/internal/manager"
 	"github.com/unified-connectors/connector-operator/internal/syncer/sinktest"
@@ -38,6 +43,8 @@ const (
 	operatorNamespace = "connector-system"
 	// sinkAddr is where the demo sink listens; the samples point here.
 	sinkAddr = "127.0.0.1:8091"
+	// apiAddr is where the HTTP API listens.
+	apiAddr = "127.0.0.1:8082"
 )
 
 func main() {
@@ -75,7 +82,7 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, stateDir string, smoke 
 	}
 	fakeSrv := &http.Server{Handler: fake.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = fakeSrv.Serve(ln) }()
-	defer fakeSrv.Close()
+	defer func() { _ = fakeSrv.Close() }()
 
 	// A demo sink for the samples' sync (config/samples/team-a.yaml points here).
 	sink := sinktest.New()
@@ -88,7 +95,7 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, stateDir string, smoke 
 	}
 	sinkSrv := &http.Server{Handler: sink.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = sinkSrv.Serve(sinkLn) }()
-	defer sinkSrv.Close()
+	defer func() { _ = sinkSrv.Close() }()
 
 	fmt.Println(">> starting kube-apiserver and etcd")
 	env := &envtest.Environment{
@@ -129,11 +136,17 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, stateDir string, smoke 
 		MetricsBindAddress:      "127.0.0.1:8080",
 		HealthProbeBindAddress:  "127.0.0.1:8081",
 		AllowInsecureVendorURLs: true, // the fake site is plain http on loopback
+		// Plain HTTP, as the address is loopback; OAuth2 redirects come back here.
+		API: api.Options{BindAddress: apiAddr, ExternalURL: "http://" + apiAddr},
 	})
 	if err != nil {
 		return err
 	}
-	printTour(kubectl, kubeconfig, "http://"+ln.Addr().String())
+	token, err := readerToken(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("creating the demo API reader: %w", err)
+	}
+	printTour(kubectl, kubeconfig, "http://"+ln.Addr().String(), token)
 	if !smoke {
 		return mgr.Start(ctx)
 	}
@@ -143,6 +156,9 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, stateDir string, smoke 
 	mgrErr := make(chan error, 1)
 	go func() { mgrErr <- mgr.Start(mgrCtx) }()
 	if err := waitForSamples(ctx, c, sink); err != nil {
+		return err
+	}
+	if err := checkAPI(ctx, token); err != nil {
 		return err
 	}
 	show := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "get", "conn", "-A")
@@ -211,7 +227,68 @@ func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
 	return path, os.WriteFile(path, data, 0o600)
 }
 
-func printTour(kubectl, kubeconfig, fakeURL string) {
+// readerToken creates the ServiceAccount team-a/demo-reader, lets it read every
+// Connection and its data cluster-wide, and returns a token for it (TokenRequest).
+func readerToken(ctx context.Context, cfg *rest.Config) (string, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return "", err
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "demo-reader"}}
+	if _, err := cs.CoreV1().ServiceAccounts("team-a").Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		return "", err
+	}
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "demo-connection-reader"},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{v1alpha1.GroupVersion.Group},
+			Resources: []string{"connectors", "connections", "connections/data"},
+			Verbs:     []string{"get", "list"},
+		}},
+	}
+	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		return "", err
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "demo-connection-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: "team-a", Name: sa.Name}},
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		return "", err
+	}
+	hours := int64(12 * 3600)
+	tr, err := cs.CoreV1().ServiceAccounts("team-a").CreateToken(ctx, sa.Name,
+		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &hours}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	return tr.Status.Token, nil
+}
+
+// checkAPI calls the API as the demo reader: the Connections list and a search must
+// answer ok.
+func checkAPI(ctx context.Context, token string) error {
+	for _, path := range []string{"/api/v1/namespaces/team-a/connections", "/api/v1/search?q=release"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+apiAddr+path, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("API %s: %w", path, err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("API %s answered %d", path, resp.StatusCode)
+		}
+		fmt.Printf(">> API %s: %d\n", path, resp.StatusCode)
+	}
+	return nil
+}
+
+func printTour(kubectl, kubeconfig, fakeURL, token string) {
 	k, _ := filepath.Abs(kubectl)
 	fmt.Printf(`
 ================================================================================
@@ -231,7 +308,14 @@ Try, in another terminal:
   %[1]s get events -A
   curl -u alice@example.com:demo-jira-token %[3]s/rest/api/3/myself
 
+The HTTP API (http://%[5]s, docs at http://%[5]s/docs), as team-a/demo-reader:
+  export TOKEN=%[4]s
+  curl -H "Authorization: Bearer $TOKEN" http://%[5]s/api/v1/connectors
+  curl -H "Authorization: Bearer $TOKEN" http://%[5]s/api/v1/namespaces/team-a/connections
+  curl -H "Authorization: Bearer $TOKEN" 'http://%[5]s/api/v1/search?q=release&limit=5'
+  curl -H "Authorization: Bearer $TOKEN" 'http://%[5]s/api/v1/namespaces/team-a/connections/jira/items?container=PRJA&limit=3'
+
 Ctrl-C stops everything.
 ================================================================================
-`, k, kubeconfig, fakeURL)
+`, k, kubeconfig, fakeURL, token, apiAddr)
 }

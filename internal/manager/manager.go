@@ -20,6 +20,7 @@ import (
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/controllers"
+	"github.com/unified-connectors/connector-operator/internal/api"
 	"github.com/unified-connectors/connector-operator/internal/egress"
 	"github.com/unified-connectors/connector-operator/internal/oauth"
 	"github.com/unified-connectors/connector-operator/internal/syncer"
@@ -56,6 +57,9 @@ type Options struct {
 	Controllers controllers.ControllerOptions
 	// SyncPersistEvery throttles cursor writes during a sync; 0 means the engine default.
 	SyncPersistEvery time.Duration
+	// API configures the HTTP API, served on every replica; an empty BindAddress (or "0")
+	// and no Listener disable it.
+	API api.Options
 }
 
 // New returns a manager with every controller registered.
@@ -119,6 +123,24 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	}
 	if err := cnr.SetupWithManager(mgr, opts.Controllers); err != nil {
 		return nil, fmt.Errorf("setting up Connector controller: %w", err)
+	}
+	if opts.API.Enabled() {
+		srv, err := api.New(api.Deps{
+			Client:    mgr.GetClient(),
+			Reader:    mgr.GetCache(), // every replica answers from memory
+			APIReader: mgr.GetAPIReader(),
+			Vendors:   vendors,
+			Namespace: opts.Namespace,
+			Logger:    mgr.GetLogger().WithName("api"),
+			// Any replica receives webhooks; the annotation it writes reaches the leader.
+			Webhooks: &syncer.WebhookHandler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
+		}, opts.API)
+		if err != nil {
+			return nil, fmt.Errorf("setting up the HTTP API: %w", err)
+		}
+		if err := mgr.Add(srv); err != nil {
+			return nil, err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
