@@ -245,7 +245,8 @@ func (r *ConnectionReconciler) probe(ctx context.Context, conn *v1alpha1.Connect
 	r.rejected.Delete(key)
 	if last, ok := r.probed.Load(key); ok {
 		rec := last.(probeRecord)
-		if rec.inputs == inputs && time.Since(rec.at) < r.probeInterval(conn, connector) && conn.Status.Identity != nil {
+		// 80%: the scheduled requeue comes after 90-110% of the interval and must probe.
+		if rec.inputs == inputs && time.Since(rec.at) < r.probeInterval(conn, connector)*8/10 && conn.Status.Identity != nil {
 			// Nothing changed and the last probe is recent: this reconcile is about sync.
 			return nil
 		}

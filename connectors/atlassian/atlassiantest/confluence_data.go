@@ -4,37 +4,18 @@ import (
 	"fmt"
 	"html"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"weak"
 )
 
-// The fake's Confluence content: spaces, pages and footer comments, one set per Server.
-//
-// Server's fields belong to server.go, so the content lives beside it: confluenceSites
-// maps each Server (weakly, so that a dropped fake is collected with its content) to its
-// *confluenceSite, created on first use. Everything Confluence-side reaches it through
-// s.confluence().
-
-// confluenceSites holds the *confluenceSite of each live Server, keyed by weak pointer.
-var confluenceSites sync.Map // weak.Pointer[Server] → *confluenceSite
-
-// confluence returns s's Confluence content, creating it empty on first use.
+// confluence returns s's Confluence content (spaces, pages, footer comments), created
+// empty on first use.
 func (s *Server) confluence() *confluenceSite {
-	key := weak.Make(s)
-	if v, ok := confluenceSites.Load(key); ok {
-		return v.(*confluenceSite)
-	}
-	v, loaded := confluenceSites.LoadOrStore(key, newConfluenceSite())
-	if !loaded {
-		// The site holds no pointer to s, so s can be collected, and then its entry goes.
-		runtime.AddCleanup(s, func(k weak.Pointer[Server]) { confluenceSites.Delete(k) }, key)
-	}
-	return v.(*confluenceSite)
+	s.confluenceOnce.Do(func() { s.confluenceState = newConfluenceSite() })
+	return s.confluenceState
 }
 
 // confluenceSite is one fake site's Confluence content. Times are kept in UTC with the

@@ -1,37 +1,19 @@
 package atlassiantest
 
 import (
-	"runtime"
 	"testing"
 	"time"
 )
 
-// A fake that is no longer used takes its Confluence content with it.
-func TestConfluenceSiteIsCollected(t *testing.T) {
-	count := func() int {
-		n := 0
-		confluenceSites.Range(func(any, any) bool { n++; return true })
-		return n
+// One server has one Confluence site, whoever asks.
+func TestConfluenceSiteIsPerServer(t *testing.T) {
+	s := New()
+	s.SeedConfluence(ConfluenceSeed{Spaces: 1, PagesPerSpace: 1})
+	if s.confluence() != s.confluence() {
+		t.Error("two sites for one server")
 	}
-	before := count()
-	func() {
-		s := New()
-		s.SeedConfluence(ConfluenceSeed{Spaces: 1, PagesPerSpace: 1})
-		first := s.confluence()
-		if again := s.confluence(); again != first {
-			t.Error("two sites for one server")
-		}
-	}()
-	if count() != before+1 {
-		t.Fatalf("sites: %d, want %d", count(), before+1)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for count() > before && time.Now().Before(deadline) {
-		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := count(); n > before {
-		t.Errorf("sites: %d after the server was dropped, want %d", n, before)
+	if New().confluence() == s.confluence() {
+		t.Error("two servers share a site")
 	}
 }
 

@@ -4,33 +4,17 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"weak"
 )
 
-// jiraSites holds the Jira content of every Server: Server (server.go) has no field for
-// it, and a Server's Jira side is only ever needed by the Jira handlers and helpers in
-// the jira*.go files. The key is a weak pointer so that the map does not keep a
-// finished Server (and its issues) alive; a cleanup removes the entry when the Server
-// is collected.
-var jiraSites sync.Map // weak.Pointer[Server] → *jiraSite
-
-// jira returns s's Jira content, creating it empty on first use.
+// jira returns s's Jira content (projects, issues, comments), created empty on first use.
 func (s *Server) jira() *jiraSite {
-	key := weak.Make(s)
-	if v, ok := jiraSites.Load(key); ok {
-		return v.(*jiraSite)
-	}
-	v, loaded := jiraSites.LoadOrStore(key, newJiraSite())
-	if !loaded {
-		runtime.AddCleanup(s, func(k weak.Pointer[Server]) { jiraSites.Delete(k) }, key)
-	}
-	return v.(*jiraSite)
+	s.jiraOnce.Do(func() { s.jiraState = newJiraSite() })
+	return s.jiraState
 }
 
 // jiraSite is the Jira content of one fake site: projects, issues and comments. Every

@@ -82,6 +82,12 @@ type Server struct {
 	limiter  *rate.Limiter // nil when rate limiting is off
 	oauth    oauthState
 	requests []*Request // pointers, so an answer can fill in its own entry after a reset
+
+	// Each product's content, created on first use (jira_site.go, confluence_data.go).
+	jiraOnce        sync.Once
+	jiraState       *jiraSite
+	confluenceOnce  sync.Once
+	confluenceState *confluenceSite
 }
 
 // New returns a fake that is not listening: serve Handler yourself (as the fake-atlassian
