@@ -94,12 +94,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testEnv returns the suite, starting it on first use, or skips without a control plane.
+// testEnv returns the suite, starting it on first use; without a control plane it fails
+// and says how to get one.
 func testEnv(tb testing.TB) *suite {
 	tb.Helper()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		if _, err := os.Stat("../../bin/k8s/kube-apiserver"); err != nil {
-			tb.Skip("KUBEBUILDER_ASSETS is not set and bin/k8s has no control plane: run make test")
+			tb.Fatal("KUBEBUILDER_ASSETS is not set and bin/k8s has no control plane: run make test (it builds one)")
 		}
 		_ = os.Setenv("KUBEBUILDER_ASSETS", "../../bin/k8s")
 	}
