@@ -35,8 +35,8 @@ func newSite(ctx context.Context, typ v1alpha1.ConnectorType, mutate ...func(*v1
 		DisplayName: "Mia Krystof",
 		Email:       "mia@example.com",
 		TimeZone:    "Australia/Sydney",
-		APIToken:    secrets.token("apitoken"),
-		PAT:         secrets.token("pat"),
+		APIToken:    secrets.Token("apitoken"),
+		PAT:         secrets.Token("pat"),
 	}
 	fake.AddAccount(acct)
 	cnr := &v1alpha1.Connector{
@@ -154,7 +154,7 @@ var _ = Describe("Connection", func() {
 	It("stalls on a rejected token without retrying in a loop, and recovers when the Secret is fixed", func(ctx SpecContext) {
 		s := newSite(ctx, v1alpha1.ConnectorTypeJira)
 		ns := newNamespace(ctx, nil)
-		secret := createSecret(ctx, ns, "jira", map[string]string{"email": s.account.Email, "apiToken": secrets.token("wrong")})
+		secret := createSecret(ctx, ns, "jira", map[string]string{"email": s.account.Email, "apiToken": secrets.Token("wrong")})
 		key := createConnection(ctx, ns, s.connector.Name, v1alpha1.AuthMethodAPIToken, "jira")
 
 		Eventually(conditionOf(ctx, key, v1alpha1.CredentialsValidCondition), timeout).Should(haveStatusReason(metav1.ConditionFalse, v1alpha1.CredentialsRejectedReason))
@@ -200,7 +200,7 @@ var _ = Describe("Connection", func() {
 			return createConnection(ctx, other, s.connector.Name, v1alpha1.AuthMethodAPIToken, "jira")
 		}, v1alpha1.NamespaceNotAllowedReason),
 		Entry("auth method not allowed", func(ctx context.Context, s *site, ns string) client.ObjectKey {
-			createSecret(ctx, ns, "oauth", map[string]string{"accessToken": secrets.token("access")})
+			createSecret(ctx, ns, "oauth", map[string]string{"accessToken": secrets.Token("access")})
 			return createConnection(ctx, ns, s.connector.Name, v1alpha1.AuthMethodOAuth2, "oauth")
 		}, v1alpha1.AuthMethodNotAllowedReason),
 		Entry("missing Connector", func(ctx context.Context, s *site, ns string) client.ObjectKey {
@@ -333,7 +333,7 @@ var _ = Describe("Connector", func() {
 		Eventually(ready, 20*time.Second).Should(haveStatusReason(metav1.ConditionFalse, v1alpha1.SecretNotFoundReason))
 
 		createSecret(ctx, operatorNamespace, s.connector.Spec.OAuth2.ClientSecretRef.Name,
-			map[string]string{"clientID": "client-id", "clientSecret": secrets.token("client-secret")})
+			map[string]string{"clientID": "client-id", "clientSecret": secrets.Token("client-secret")})
 		Eventually(ready, 20*time.Second).Should(haveStatusReason(metav1.ConditionTrue, v1alpha1.SucceededReason))
 	})
 })

@@ -23,7 +23,7 @@ var _ = Describe("OAuth2 Connection", func() {
 	// oauthSite is a fake site whose Connector allows oauth2 through the fake's own
 	// authorization server and gateway, with its client Secret in place.
 	oauthSite := func(ctx context.Context) (*site, string) {
-		clientID, clientSecret := "client-"+rand.String(6), secrets.token("client-secret")
+		clientID, clientSecret := "client-"+rand.String(6), secrets.Token("client-secret")
 		var fakeURL string
 		s := newSite(ctx, v1alpha1.ConnectorTypeJira, func(c *v1alpha1.Connector) {
 			fakeURL = string(c.Spec.BaseURL)
@@ -45,7 +45,7 @@ var _ = Describe("OAuth2 Connection", func() {
 	It("refreshes an expired access token, stores the rotated refresh token, and goes Ready", func(ctx SpecContext) {
 		s, clientID := oauthSite(ctx)
 		access, refresh, _ := s.fake.IssueOAuthTokens(clientID, s.account.ID)
-		secrets.remember(access, refresh)
+		secrets.Remember(access, refresh)
 		ns := newNamespace(ctx, nil)
 		secret := createSecret(ctx, ns, "oauth", map[string]string{
 			"accessToken": access, "refreshToken": refresh,
@@ -64,14 +64,14 @@ var _ = Describe("OAuth2 Connection", func() {
 		var stored corev1.Secret
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(secret), &stored)).To(Succeed())
 		Expect(string(stored.Data["refreshToken"])).NotTo(Equal(refresh), "the rotated refresh token was stored")
-		secrets.remember(string(stored.Data["accessToken"]), string(stored.Data["refreshToken"]))
+		secrets.Remember(string(stored.Data["accessToken"]), string(stored.Data["refreshToken"]))
 		Expect(s.fake.CountRequests("/ex/jira/"+atlassiantest.CloudID+"/rest/api/3/myself")).To(BeNumerically(">=", 1), "called through the gateway")
 	})
 
 	It("stalls with RefreshFailed and a Warning Event when the refresh token is revoked", func(ctx SpecContext) {
 		s, clientID := oauthSite(ctx)
 		access, refresh, _ := s.fake.IssueOAuthTokens(clientID, s.account.ID)
-		secrets.remember(access, refresh)
+		secrets.Remember(access, refresh)
 		s.fake.RevokeRefreshToken(refresh)
 		ns := newNamespace(ctx, nil)
 		createSecret(ctx, ns, "oauth", map[string]string{

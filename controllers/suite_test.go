@@ -1,13 +1,11 @@
 package controllers_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,13 +14,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/controllers"
+	"github.com/unified-connectors/connector-operator/internal/leakcheck"
 	"github.com/unified-connectors/connector-operator/internal/logging"
 	"github.com/unified-connectors/connector-operator/internal/manager"
 )
@@ -34,8 +32,8 @@ var (
 	// k8s is a direct client: assertions never read a stale cache.
 	k8s     client.Client
 	cancel  context.CancelFunc
-	logs    = &syncBuffer{}
-	secrets = &secretValues{}
+	logs    = &leakcheck.Buffer{}
+	secrets = &leakcheck.Secrets{}
 )
 
 func TestControllers(t *testing.T) {
@@ -103,62 +101,10 @@ var _ = AfterSuite(func() {
 		}
 		cancel()
 		Expect(logs.String()).NotTo(BeEmpty())
-		for _, v := range secrets.all() {
-			// Any 12-character window: client-go's hex dumps of bodies split values
-			// across lines, 16 characters at a time.
-			for i := 0; i+12 <= len(v); i++ {
-				Expect(logs.String()).NotTo(ContainSubstring(v[i:i+12]), "a secret value leaked into the logs")
-				Expect(written.String()).NotTo(ContainSubstring(v[i:i+12]), "a secret value leaked into Events or status")
-			}
-		}
+		leaks := leakcheck.Find(map[string]string{"logs": logs.String(), "Events and status": written.String()}, secrets.All())
+		Expect(leaks).To(BeEmpty(), "secret values leaked")
 	}
 	if testEnv != nil {
 		Expect(testEnv.Stop()).To(Succeed())
 	}
 })
-
-// syncBuffer is a goroutine-safe bytes.Buffer for captured logs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// secretValues remembers every credential the suite hands out.
-type secretValues struct {
-	mu     sync.Mutex
-	values []string
-}
-
-// token returns a fresh, unguessable credential value and remembers it.
-func (s *secretValues) token(prefix string) string {
-	v := prefix + "-" + rand.String(24)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.values = append(s.values, v)
-	return v
-}
-
-// remember adds values handed out by someone else (the fake's OAuth2 server).
-func (s *secretValues) remember(values ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.values = append(s.values, values...)
-}
-
-func (s *secretValues) all() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.values...)
-}

@@ -23,7 +23,7 @@ import (
 // authorization server and gateway, with its client Secret in place.
 func (s *suite) oauthSite(t *testing.T) *site {
 	t.Helper()
-	clientID, clientSecret := "client-"+rand.String(6), secrets.token("client-secret")
+	clientID, clientSecret := "client-"+rand.String(6), secrets.Token("client-secret")
 	st := s.newSite(t, v1alpha1.ConnectorTypeJira, func(c *v1alpha1.Connector) {
 		fakeURL := string(c.Spec.BaseURL)
 		c.Spec.AuthMethods = []v1alpha1.AuthMethod{v1alpha1.AuthMethodOAuth2}
@@ -56,7 +56,7 @@ func consent(t *testing.T, location string) *url.URL {
 	}
 	back, err := url.Parse(resp.Header.Get("Location"))
 	must(t, err)
-	secrets.remember(back.Query().Get("code"))
+	secrets.Remember(back.Query().Get("code"))
 	return back
 }
 
@@ -116,7 +116,7 @@ func TestOAuthFlow(t *testing.T) {
 
 	var stored corev1.Secret
 	must(t, s.k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "jira-oauth"}, &stored))
-	secrets.remember(string(stored.Data["accessToken"]), string(stored.Data["refreshToken"]))
+	secrets.Remember(string(stored.Data["accessToken"]), string(stored.Data["refreshToken"]))
 	if len(stored.Data["accessToken"]) == 0 || len(stored.Data["refreshToken"]) == 0 {
 		t.Fatalf("tokens not stored: keys %v", keysOf(stored.Data))
 	}
@@ -197,7 +197,7 @@ func TestOAuthFlow(t *testing.T) {
 	}
 	var again corev1.Secret
 	must(t, s.k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "jira-oauth"}, &again))
-	secrets.remember(string(again.Data["accessToken"]), string(again.Data["refreshToken"]))
+	secrets.Remember(string(again.Data["accessToken"]), string(again.Data["refreshToken"]))
 	if string(again.Data["refreshToken"]) == string(stored.Data["refreshToken"]) {
 		t.Error("the second authorization did not store new tokens")
 	}
@@ -205,7 +205,7 @@ func TestOAuthFlow(t *testing.T) {
 	// A Connection pointed at an unrelated Secret cannot be used to overwrite it.
 	must(t, s.k8s.Create(context.Background(), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"},
-		StringData: map[string]string{"password": secrets.token("unrelated")},
+		StringData: map[string]string{"password": secrets.Token("unrelated")},
 	}))
 	s.newConnection(t, ns, "jira-other", st, func(c *v1alpha1.Connection) {
 		c.Spec.Auth = v1alpha1.AuthSpec{Method: v1alpha1.AuthMethodOAuth2, SecretRef: v1alpha1.SecretReference{Name: "unrelated"}}

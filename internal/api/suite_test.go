@@ -37,6 +37,7 @@ import (
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 	"github.com/unified-connectors/connector-operator/controllers"
 	"github.com/unified-connectors/connector-operator/internal/api"
+	"github.com/unified-connectors/connector-operator/internal/leakcheck"
 	"github.com/unified-connectors/connector-operator/internal/logging"
 	"github.com/unified-connectors/connector-operator/internal/manager"
 )
@@ -69,9 +70,9 @@ var (
 	env      *suite
 	envOnce  sync.Once
 	envErr   error
-	logs     = &syncBuffer{}
-	answers  = &syncBuffer{} // every API answer (headers and body), for the leak check
-	secrets  = &secretValues{}
+	logs     = &leakcheck.Buffer{}
+	answers  = &leakcheck.Buffer{} // every API answer (headers and body), for the leak check
+	secrets  = &leakcheck.Secrets{}
 	specOnce sync.Once
 	spec     *openapi3.T
 	router   routers.Router
@@ -191,89 +192,22 @@ func startSuite() (*suite, error) {
 	return s, nil
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// secretValues remembers every credential the suite hands out or sees issued.
-type secretValues struct {
-	mu     sync.Mutex
-	values []string
-}
-
-func (s *secretValues) token(prefix string) string {
-	v := prefix + "-" + rand.String(24)
-	s.remember(v)
-	return v
-}
-
-func (s *secretValues) remember(values ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, v := range values {
-		if v != "" {
-			s.values = append(s.values, v)
-		}
-	}
-}
-
-func (s *secretValues) all() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.values...)
-}
-
 // findLeaks searches the logs and every API answer for any credential of the suite.
 func findLeaks() []string {
-	return leaksIn(map[string]string{"logs": logs.String(), "API answers": answers.String()}, secrets.all())
-}
-
-// leaksIn reports the values found in any haystack: any 16-character window of their
-// secret part (for a JWT, its signature: header and claims are not secret).
-func leaksIn(haystacks map[string]string, values []string) []string {
-	var leaks []string
-	for _, v := range values {
-		secret := v
-		if parts := strings.Split(v, "."); len(parts) == 3 {
-			secret = parts[2]
-		}
-		for where, hay := range haystacks {
-			for i := 0; i+16 <= len(secret); i += 4 {
-				if strings.Contains(hay, secret[i:i+16]) {
-					leaks = append(leaks, fmt.Sprintf("a credential (%.6s…) in the %s", v, where))
-					break
-				}
-			}
-		}
-	}
-	return leaks
+	return leakcheck.Find(map[string]string{"logs": logs.String(), "API answers": answers.String()}, secrets.All())
 }
 
 // TestLeakCheck makes sure the leak check finds a credential, whole or in part.
 func TestLeakCheck(t *testing.T) {
 	token := "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLW9mLXRoZS10b2tlbi1mb3ItdGVzdHM"
 	api := "apitoken-0123456789abcdefghijklmn"
-	if got := leaksIn(map[string]string{"x": "Bearer " + token}, []string{token}); len(got) != 1 {
+	if got := leakcheck.Find(map[string]string{"x": "Bearer " + token}, []string{token}); len(got) != 1 {
 		t.Errorf("a whole token was not found: %v", got)
 	}
-	if got := leaksIn(map[string]string{"x": `"...` + api[5:25] + `..."`}, []string{api}); len(got) != 1 {
+	if got := leakcheck.Find(map[string]string{"x": `"...` + api[5:25] + `..."`}, []string{api}); len(got) != 1 {
 		t.Errorf("part of a token was not found: %v", got)
 	}
-	if got := leaksIn(map[string]string{"x": "eyJhbGciOiJSUzI1NiJ9 header only"}, []string{token}); len(got) != 0 {
+	if got := leakcheck.Find(map[string]string{"x": "eyJhbGciOiJSUzI1NiJ9 header only"}, []string{token}); len(got) != 0 {
 		t.Errorf("a JWT header alone counted as a leak: %v", got)
 	}
 }
@@ -302,7 +236,7 @@ func (s *suite) newUser(t testing.TB, prefix string) user {
 	tr, err := s.clients.CoreV1().ServiceAccounts(usersNamespace).CreateToken(ctx, name,
 		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
 	must(t, err)
-	secrets.remember(tr.Status.Token)
+	secrets.Remember(tr.Status.Token)
 	return user{name: name, username: "system:serviceaccount:" + usersNamespace + ":" + name, token: tr.Status.Token}
 }
 
@@ -385,7 +319,7 @@ func (s *suite) newSite(t testing.TB, typ v1alpha1.ConnectorType, mutate ...func
 	t.Cleanup(fake.Close)
 	acct := atlassiantest.Account{
 		ID: "5b10ac8d82e05b22cc7d4ef5", DisplayName: "Mia Krystof", Email: "mia@example.com",
-		APIToken: secrets.token("apitoken"),
+		APIToken: secrets.Token("apitoken"),
 	}
 	fake.AddAccount(acct)
 	cnr := &v1alpha1.Connector{
