@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"github.com/unified-connectors/connector-operator/internal/wait"
 	"sync"
 	"time"
 
@@ -299,7 +299,7 @@ func isTransient(err error) bool {
 func (r *ConnectionReconciler) finish(ctx context.Context, conn *v1alpha1.Connection, connector *v1alpha1.Connector, err error) (ctrl.Result, error) {
 	key := client.ObjectKeyFromObject(conn)
 	var stall *stallingError
-	var wait *waitingError
+	var waitErr *waitingError
 	switch {
 	case err == nil:
 		msg := fmt.Sprintf("Connected as %s", conn.Status.Identity.DisplayName)
@@ -309,7 +309,7 @@ func (r *ConnectionReconciler) finish(ctx context.Context, conn *v1alpha1.Connec
 		markReady(conn, msg)
 		conn.Status.ObservedGeneration = conn.Generation
 		r.acknowledgeRequest(conn)
-		next := jitter(r.probeInterval(conn, connector))
+		next := wait.Jitter(r.probeInterval(conn, connector))
 		if c := conn.Status.Credentials; c != nil && c.ExpiresAt != nil {
 			// Come back in time to refresh the access token before it expires.
 			next = min(next, max(time.Second, time.Until(c.ExpiresAt.Add(-oauth.RefreshBefore))))
@@ -322,14 +322,14 @@ func (r *ConnectionReconciler) finish(ctx context.Context, conn *v1alpha1.Connec
 		log.FromContext(ctx).Info("stalled until a human changes something", "reason", stall.reason, "message", stall.msg)
 		// No requeue: see the step that returned the stalling error.
 		return ctrl.Result{}, nil
-	case errors.As(err, &wait):
-		markRetrying(conn, wait.reason, wait.msg)
-		if wait.vendorAsked {
-			r.holds.Store(key, time.Now().Add(wait.after))
-			log.FromContext(ctx).Info("vendor asked us to wait", "reason", wait.reason, "retryAfter", wait.after)
+	case errors.As(err, &waitErr):
+		markRetrying(conn, waitErr.reason, waitErr.msg)
+		if waitErr.vendorAsked {
+			r.holds.Store(key, time.Now().Add(waitErr.after))
+			log.FromContext(ctx).Info("vendor asked us to wait", "reason", waitErr.reason, "retryAfter", waitErr.after)
 		}
-		if wait.after > 0 {
-			return ctrl.Result{RequeueAfter: wait.after}, nil
+		if waitErr.after > 0 {
+			return ctrl.Result{RequeueAfter: waitErr.after}, nil
 		}
 		// Backoff: the controller's exponential rate limiter spaces the retries.
 		return ctrl.Result{}, err
@@ -371,11 +371,6 @@ func (r *ConnectionReconciler) patchStatus(ctx context.Context, base, conn *v1al
 	}
 	recordTransitions(r.Recorder, conn, base.Status.Conditions)
 	return nil
-}
-
-// jitter spreads d by ±10% so that Connections created together do not probe together.
-func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
 }
 
 // SetupWithManager registers the controller, its indexes and its watches.

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -49,7 +50,7 @@ func (r *ConnectionReconciler) reconcileSync(ctx context.Context, conn *v1alpha1
 	switch {
 	case !ok || st.Reason == v1alpha1.ProgressingReason:
 		if c := conditionOf(conn, v1alpha1.SyncedCondition); c == nil || c.Status != metav1.ConditionTrue {
-			setCondition(conn, v1alpha1.SyncedCondition, metav1.ConditionUnknown, v1alpha1.ProgressingReason, cmpOr(st.Message, "sync scheduled"))
+			setCondition(conn, v1alpha1.SyncedCondition, metav1.ConditionUnknown, v1alpha1.ProgressingReason, cmp.Or(st.Message, "sync scheduled"))
 		}
 	case st.Synced:
 		setCondition(conn, v1alpha1.SyncedCondition, metav1.ConditionTrue, v1alpha1.SucceededReason, st.Message)
@@ -117,13 +118,6 @@ func (r *ConnectionReconciler) NotifySync(key client.ObjectKey) {
 	obj := &v1alpha1.Connection{}
 	obj.Namespace, obj.Name = key.Namespace, key.Name
 	go func() { r.syncEvents <- event.GenericEvent{Object: obj} }()
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // SyncEngine is the subset of *syncer.Engine the reconciler uses.

@@ -1,11 +1,12 @@
 package api
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/unified-connectors/connector-operator/internal/envelope"
 )
 
 // Error codes of the envelope (DESIGN.md "HTTP API"). They are API: clients match on
@@ -41,23 +42,9 @@ var statusOf = map[string]int{
 
 // Envelope statuses.
 const (
-	statusOK    = "ok"
-	statusError = "error"
+	statusOK    = envelope.StatusOK
+	statusError = envelope.StatusError
 )
-
-// okEnvelope is every successful answer.
-type okEnvelope struct {
-	Status string `json:"status"`
-	Data   any    `json:"data"`
-}
-
-// errorEnvelope is every failed answer.
-type errorEnvelope struct {
-	Status    string `json:"status"`
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	RequestID string `json:"requestId"`
-}
 
 // apiError is a failure a handler returns; the server writes it as an errorEnvelope.
 // Its message is shown to the caller and logged, so it must never hold a credential:
@@ -81,20 +68,8 @@ func validationf(format string, args ...any) *apiError {
 	return errorf(CodeValidation, format, args...)
 }
 
-// writeJSON writes v with status. Encoding errors cannot be reported any more: the
-// status line is gone.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 // writeOK writes {"status":"ok","data":data}.
-func writeOK(w http.ResponseWriter, status int, data any) {
-	writeJSON(w, status, okEnvelope{Status: statusOK, Data: data})
-}
+func writeOK(w http.ResponseWriter, status int, data any) { envelope.OK(w, status, data) }
 
 // writeError writes e as an error envelope carrying requestID.
 func writeError(w http.ResponseWriter, requestID string, e *apiError) {
@@ -111,5 +86,5 @@ func writeError(w http.ResponseWriter, requestID string, e *apiError) {
 	if e.code == CodeUnauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="connector-operator"`)
 	}
-	writeJSON(w, status, errorEnvelope{Status: statusError, Code: e.code, Message: e.message, RequestID: requestID})
+	envelope.Error(w, status, e.code, e.message, requestID)
 }

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/unified-connectors/connector-operator/internal/wait"
 	"net/http"
 	"strings"
 	"sync"
@@ -106,7 +107,7 @@ func (r *Refresher) Fresh(ctx context.Context, secret client.ObjectKey, oc Clien
 		}
 		// Another replica is refreshing: wait for its rotated tokens, then look again.
 		if holder, until, ok := parseLock(s.Annotations[LockAnnotation]); ok && holder != r.Holder && until.After(r.now()) {
-			if err := sleep(ctx, pollLock); err != nil {
+			if err := wait.Sleep(ctx, pollLock); err != nil {
 				return Token{}, err
 			}
 			continue
@@ -263,14 +264,3 @@ func parseLock(v string) (holder string, until time.Time, ok bool) {
 
 // quiet silences client-go's body logging for calls that carry Secret data.
 func quiet(ctx context.Context) context.Context { return logr.NewContext(ctx, logr.Discard()) }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

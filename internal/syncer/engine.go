@@ -16,7 +16,7 @@ package syncer
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
+	"github.com/unified-connectors/connector-operator/internal/wait"
 	"sync"
 	"time"
 
@@ -324,7 +324,7 @@ func (w *worker) loop(ctx context.Context) {
 		if errors.Is(err, context.Canceled) {
 			continue // the spec changed: the update that cancelled us also woke us
 		}
-		next := jitter(syncInterval(conn, connector))
+		next := wait.Jitter(syncInterval(conn, connector))
 		w.mu.Lock()
 		if due := nextPrune(conn, w.status); !due.IsZero() && time.Until(due) < next {
 			next = max(time.Second, time.Until(due))
@@ -376,20 +376,4 @@ func pruneInterval(conn *v1alpha1.Connection) time.Duration {
 		return p.Duration
 	}
 	return DefaultPruneInterval
-}
-
-// jitter spreads d by ±10% so that Connections created together do not sync together.
-func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

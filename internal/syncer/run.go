@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/unified-connectors/connector-operator/internal/wait"
 	"slices"
 	"strconv"
 	"strings"
@@ -426,12 +427,11 @@ func (r *runner) post(ctx context.Context, events []cloudevents.Event) error {
 			unavailable = true
 			r.w.setState(State{Reason: v1alpha1.SinkUnavailableReason, Message: se.Error() + "; retrying"})
 		}
-		wait := se.RetryAfter
-		if wait <= 0 {
-			wait = min(maxSinkBackoff, time.Duration(100<<min(attempt, 10))*time.Millisecond)
-			wait = jitter(wait)
+		pause := se.RetryAfter
+		if pause <= 0 {
+			pause = wait.Jitter(min(maxSinkBackoff, time.Duration(100<<min(attempt, 10))*time.Millisecond))
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := wait.Sleep(ctx, pause); err != nil {
 			return err
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
+	"github.com/unified-connectors/connector-operator/internal/envelope"
 	"github.com/unified-connectors/connector-operator/internal/vendorclient"
 )
 
@@ -75,54 +76,50 @@ type webhookPayload struct {
 	} `json:"page"`
 }
 
-// ServeHTTP implements http.Handler. The route's {ns} and {name} come from the request's
-// path values (Go 1.22 patterns).
+// ServeHTTP implements http.Handler for a "POST …/{ns}/connections/{name}" route; {ns}
+// and {name} come from the request's path values.
 func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := types.NamespacedName{Namespace: r.PathValue("ns"), Name: r.PathValue("name")}
-	if r.Method != http.MethodPost {
-		writeError(w, r, http.StatusMethodNotAllowed, "VALIDATION", "use POST")
-		return
-	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxWebhookBody+1))
 	if err != nil {
-		writeError(w, r, http.StatusBadRequest, "VALIDATION", "unreadable body")
+		envelope.Error(w, http.StatusBadRequest, "VALIDATION", "unreadable body", requestID(w, r))
 		return
 	}
 	if len(body) > MaxWebhookBody {
-		writeError(w, r, http.StatusRequestEntityTooLarge, "VALIDATION", "body larger than 1 MiB")
+		envelope.Error(w, http.StatusRequestEntityTooLarge, "VALIDATION", "body larger than 1 MiB", requestID(w, r))
 		return
 	}
 	sig, ok := strings.CutPrefix(r.Header.Get("X-Hub-Signature"), "sha256=")
 	if !ok {
-		writeError(w, r, http.StatusUnauthorized, "UNAUTHENTICATED", "missing X-Hub-Signature: sha256=…")
+		envelope.Error(w, http.StatusUnauthorized, "UNAUTHENTICATED", "missing X-Hub-Signature: sha256=…", requestID(w, r))
 		return
 	}
 
 	var conn v1alpha1.Connection
 	if err := h.Client.Get(r.Context(), key, &conn); err != nil || conn.Spec.Webhook == nil {
 		// The same answer whether the Connection is missing or has no webhook.
-		writeError(w, r, http.StatusNotFound, "NOT_FOUND", "no webhook receiver for this Connection")
+		envelope.Error(w, http.StatusNotFound, "NOT_FOUND", "no webhook receiver for this Connection", requestID(w, r))
 		return
 	}
 	secret, err := vendorclient.ReadSecret(r.Context(), h.Reader, conn.Namespace, conn.Spec.Webhook.SecretRef.Name)
 	var p *vendorclient.Problem
 	if errors.As(err, &p) {
-		writeError(w, r, http.StatusNotFound, "NOT_FOUND", "no webhook receiver for this Connection")
+		envelope.Error(w, http.StatusNotFound, "NOT_FOUND", "no webhook receiver for this Connection", requestID(w, r))
 		return
 	}
 	if err != nil {
-		writeError(w, r, http.StatusInternalServerError, "INTERNAL", "cannot read the webhook secret")
+		envelope.Error(w, http.StatusInternalServerError, "INTERNAL", "cannot read the webhook secret", requestID(w, r))
 		return
 	}
 	key64 := secret.Data[keyWebhookSecret]
 	if len(key64) == 0 || !validSignature(key64, body, sig) {
-		writeError(w, r, http.StatusUnauthorized, "UNAUTHENTICATED", "invalid signature")
+		envelope.Error(w, http.StatusUnauthorized, "UNAUTHENTICATED", "invalid signature", requestID(w, r))
 		return
 	}
 
 	var payload webhookPayload
 	if err := json.Unmarshal(body, &payload); err != nil {
-		writeError(w, r, http.StatusBadRequest, "VALIDATION", "body is not a JSON webhook event")
+		envelope.Error(w, http.StatusBadRequest, "VALIDATION", "body is not a JSON webhook event", requestID(w, r))
 		return
 	}
 	now := time.Now()
@@ -131,13 +128,13 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	at := time.UnixMilli(payload.Timestamp)
 	if payload.Timestamp == 0 || now.Sub(at) > WebhookMaxAge || at.Sub(now) > WebhookMaxAge {
-		writeError(w, r, http.StatusUnauthorized, "UNAUTHENTICATED", "stale or missing timestamp")
+		envelope.Error(w, http.StatusUnauthorized, "UNAUTHENTICATED", "stale or missing timestamp", requestID(w, r))
 		return
 	}
 
 	container := payload.container()
 	if container != "" && len(conn.Spec.Scope.Containers) > 0 && !slices.Contains(conn.Spec.Scope.Containers, container) {
-		writeOK(w, r, http.StatusAccepted, map[string]any{"accepted": false, "reason": "container not in scope"})
+		envelope.OK(w, http.StatusAccepted, map[string]any{"accepted": false, "reason": "container not in scope"})
 		return
 	}
 	name := container
@@ -149,10 +146,10 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}}})
 	if err := h.Client.Patch(r.Context(), &conn, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		log.FromContext(r.Context()).Error(err, "annotating Connection for a webhook sync", "connection", key.String())
-		writeError(w, r, http.StatusInternalServerError, "INTERNAL", "cannot schedule the sync")
+		envelope.Error(w, http.StatusInternalServerError, "INTERNAL", "cannot schedule the sync", requestID(w, r))
 		return
 	}
-	writeOK(w, r, http.StatusAccepted, map[string]any{"accepted": true, "container": container})
+	envelope.OK(w, http.StatusAccepted, map[string]any{"accepted": true, "container": container})
 }
 
 // container is the project or space the event is about, "" when it does not say.
@@ -192,16 +189,6 @@ func nonce() string {
 	return hex.EncodeToString(b)
 }
 
-// writeOK and writeError write the API's envelopes (DESIGN.md, HTTP API).
-func writeOK(w http.ResponseWriter, r *http.Request, status int, data any) {
-	writeJSON(w, status, map[string]any{"status": "ok", "data": data})
-}
-
-func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-	writeJSON(w, status, map[string]any{"status": "error", "code": code, "message": msg,
-		"requestId": requestID(w, r)})
-}
-
 // requestID is the request's X-Request-Id: as set by the API server's middleware on the
 // response, else as sent by the caller.
 func requestID(w http.ResponseWriter, r *http.Request) string {
@@ -209,10 +196,4 @@ func requestID(w http.ResponseWriter, r *http.Request) string {
 		return id
 	}
 	return r.Header.Get("X-Request-Id")
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -11,6 +11,7 @@ package vendorhttp
 import (
 	"context"
 	"errors"
+	"github.com/unified-connectors/connector-operator/internal/wait"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -152,7 +153,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 			drain(resp)
 		}
 		retriesTotal.WithLabelValues(c.opts.ConnectorType, retryReason(resp, err)).Inc()
-		if err := sleep(ctx, pause); err != nil {
+		if err := wait.Sleep(ctx, pause); err != nil {
 			return nil, err
 		}
 	}
@@ -164,7 +165,7 @@ func (c *Client) wait(ctx context.Context) error {
 	hold := time.Until(c.holdUntil)
 	c.mu.Unlock()
 	if hold > 0 {
-		if err := sleep(ctx, hold); err != nil {
+		if err := wait.Sleep(ctx, hold); err != nil {
 			return err
 		}
 	}
@@ -247,17 +248,6 @@ func backoff(base, maxB time.Duration, attempt int) time.Duration {
 		d = maxB
 	}
 	return time.Duration(rand.Int64N(int64(d)) + 1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // drain lets the connection be reused before a retry.

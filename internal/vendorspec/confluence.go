@@ -146,11 +146,8 @@ type ConfluenceDoer struct {
 	next interface {
 		Do(*http.Request) (*http.Response, error)
 	}
-	v2 *Doer // checks and counts the v2 exchanges
-
-	mu      sync.Mutex
-	checked int
-	errs    []error
+	v2    *Doer // checks and counts the v2 exchanges
+	tally       // the v1 and Data Center exchanges
 }
 
 // NewConfluenceDoer returns a ConfluenceDoer sending through next (nil: http.DefaultClient).
@@ -223,28 +220,11 @@ func findHandRule(method, path string, query url.Values) (*handRule, error) {
 	return nil, fmt.Errorf("%s %s: no Confluence operation (v2, v1 or Data Center) has this method and path", method, path)
 }
 
-func (d *ConfluenceDoer) record(err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.checked++
-	if err != nil {
-		d.errs = append(d.errs, err)
-	}
-}
+// Checked is how many exchanges were checked, v2 included.
+func (d *ConfluenceDoer) Checked() int { return d.tally.Checked() + d.v2.Checked() }
 
-// Checked is how many exchanges were checked.
-func (d *ConfluenceDoer) Checked() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.checked + d.v2.Checked()
-}
-
-// Errors returns the violations found so far.
-func (d *ConfluenceDoer) Errors() []error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append(d.v2.Errors(), d.errs...)
-}
+// Errors returns the violations found so far, v2 included.
+func (d *ConfluenceDoer) Errors() []error { return append(d.v2.Errors(), d.tally.Errors()...) }
 
 // checkJSON decodes body and runs check on it.
 func checkJSON(body []byte, check func(any) error) error {

@@ -252,9 +252,7 @@ type Doer struct {
 		Do(*http.Request) (*http.Response, error)
 	}
 
-	mu      sync.Mutex
-	checked int
-	errs    []error
+	tally
 }
 
 // Do validates req, sends it, and validates the answer.
@@ -282,27 +280,34 @@ func (d *Doer) Do(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-func (d *Doer) record(err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.checked++
+// tally counts checked exchanges and collects their contract violations.
+type tally struct {
+	mu      sync.Mutex
+	checked int
+	errs    []error
+}
+
+func (t *tally) record(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.checked++
 	if err != nil {
-		d.errs = append(d.errs, err)
+		t.errs = append(t.errs, err)
 	}
 }
 
 // Checked is how many exchanges were checked.
-func (d *Doer) Checked() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.checked
+func (t *tally) Checked() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.checked
 }
 
 // Errors returns the violations found so far.
-func (d *Doer) Errors() []error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]error(nil), d.errs...)
+func (t *tally) Errors() []error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]error(nil), t.errs...)
 }
 
 // readAndRestore reads *body and replaces it with a reader over the same bytes.

@@ -383,20 +383,29 @@ func (s *Server) v2PageByID(w http.ResponseWriter, r *http.Request, _ Account) {
 	if !ok {
 		return
 	}
-	id := r.PathValue("id")
-	if !isNumericID(id) {
-		writeError(w, r, http.StatusBadRequest, "Invalid page id.")
-		return
-	}
 	c := s.confluence()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p, found := c.pages[id]
+	p, found := c.pageOf(w, r)
 	if !found {
-		writeError(w, r, http.StatusNotFound, "Page not found.")
 		return
 	}
 	writeJSON(w, http.StatusOK, withBase(r, renderV2Page(c.spaceByIDLocked(p.spaceID), p, withBody)))
+}
+
+// pageOf finds the page named by the request's {id}, answering 400 or 404 when there is
+// none. Must be called with c.mu held.
+func (c *confluenceSite) pageOf(w http.ResponseWriter, r *http.Request) (*cfPage, bool) {
+	id := r.PathValue("id")
+	if !isNumericID(id) {
+		writeError(w, r, http.StatusBadRequest, "Invalid page id.")
+		return nil, false
+	}
+	p, found := c.pages[id]
+	if !found {
+		writeError(w, r, http.StatusNotFound, "Page not found.")
+	}
+	return p, found
 }
 
 // withBase adds _links.base to a single entity, as v2 does for gets and creates.
@@ -419,17 +428,11 @@ func (s *Server) v2FooterComments(w http.ResponseWriter, r *http.Request, _ Acco
 	if !ok {
 		return
 	}
-	id := r.PathValue("id")
-	if !isNumericID(id) {
-		writeError(w, r, http.StatusBadRequest, "Invalid page id.")
-		return
-	}
 	c := s.confluence()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p, found := c.pages[id]
+	p, found := c.pageOf(w, r)
 	if !found {
-		writeError(w, r, http.StatusNotFound, "Page not found.")
 		return
 	}
 	sp := c.spaceByIDLocked(p.spaceID)
@@ -439,7 +442,7 @@ func (s *Server) v2FooterComments(w http.ResponseWriter, r *http.Request, _ Acco
 		}
 		return v2Key{paddedTime(cm.createdAt), paddedID(cm.id)}
 	}
-	comments := slices.Clone(c.comments[id])
+	comments := slices.Clone(c.comments[p.id])
 	v2Paginate(w, r, comments, key, desc, limit, func(cm *cfComment) any {
 		out := v2Comment{
 			ID: cm.id, Status: "current", Title: "Re: " + p.title, PageID: p.id,
