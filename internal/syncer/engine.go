@@ -118,11 +118,13 @@ func (e *Engine) Ensure(conn *v1alpha1.Connection, connector *v1alpha1.Connector
 	if !ok {
 		w = newWorker(e, key)
 		e.workers[key] = w
-		if e.ctx != nil {
-			w.start(e.ctx)
-		}
 	}
+	// The spec first: a worker started before it would find nothing to run, consume its
+	// first wake-up, and then wait for a timer that is not set yet.
 	w.update(conn.DeepCopy(), connector.DeepCopy(), inputs)
+	if !ok && e.ctx != nil {
+		w.start(e.ctx)
+	}
 }
 
 // Remove stops syncing the Connection named key (deleted, or its sink removed).
