@@ -214,6 +214,14 @@ type Provider interface {
 	NewClient(cfg Config) (Client, error)
 }
 
+// Lookbacker is implemented by providers whose change feed is not in commit order (a
+// search index that lags behind writes, timestamps set before commit). DefaultLookback is
+// how far behind its cursor the sync engine re-reads every run when neither the
+// Connection nor the Connector sets spec.sync.lookback / spec.defaults.lookback.
+type Lookbacker interface {
+	DefaultLookback() time.Duration
+}
+
 type idempotentKey struct{}
 
 // WithIdempotent marks the calls made with ctx as safe to repeat even though their HTTP

@@ -41,9 +41,9 @@ func (r *ConnectionReconciler) reconcileSync(ctx context.Context, conn *v1alpha1
 	// The webhook receiver may run on any replica; its annotation carries the request
 	// here, to the leader, through the API server.
 	if containers := r.newWebhookRequests(conn); slices.Contains(containers, syncer.AllContainers) {
-		r.Sync.Trigger(key)
+		r.Sync.TriggerWebhook(key)
 	} else if len(containers) > 0 {
-		r.Sync.Trigger(key, containers...)
+		r.Sync.TriggerWebhook(key, containers...)
 	}
 
 	st, ok := r.Sync.State(key)
@@ -125,5 +125,6 @@ type SyncEngine interface {
 	Ensure(conn *v1alpha1.Connection, connector *v1alpha1.Connector, inputs string)
 	Remove(key client.ObjectKey)
 	Trigger(key client.ObjectKey, containers ...string)
+	TriggerWebhook(key client.ObjectKey, containers ...string)
 	State(key client.ObjectKey) (syncer.State, bool)
 }

@@ -95,6 +95,16 @@ type SyncSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="sync.pruneInterval must be at least 1m"
 	// +optional
 	PruneInterval *metav1.Duration `json:"pruneInterval,omitempty"`
+	// lookback is how far behind its cursor every run re-reads a container, so that items
+	// the vendor makes visible late (search index lag, timestamps set before commit) are
+	// still delivered; the ids already delivered inside the window are remembered, so a
+	// re-read item is not sent twice. Defaults to the Connector's defaults.lookback, else
+	// the connector's own default (5m for Jira and Confluence). 0s turns it off.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('24h')",message="sync.lookback must be at most 24h"
+	// +optional
+	Lookback *metav1.Duration `json:"lookback,omitempty"`
 }
 
 // WebhookSpec enables the webhook receiver for a Connection.

@@ -101,6 +101,13 @@ type ConnectorDefaults struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="syncInterval must be at least 10s"
 	// +optional
 	SyncInterval *metav1.Duration `json:"syncInterval,omitempty"`
+	// lookback is the sync look-back window of Connections that set none (see
+	// Connection spec.sync.lookback); unset means the connector's own default.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('24h')",message="lookback must be at most 24h"
+	// +optional
+	Lookback *metav1.Duration `json:"lookback,omitempty"`
 }
 
 // ConnectorSpec is a vendor endpoint a platform team offers to tenants.

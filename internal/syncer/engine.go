@@ -139,14 +139,26 @@ func (e *Engine) Remove(key client.ObjectKey) {
 }
 
 // Trigger asks for an immediate incremental sync of the given containers (all when
-// none), for example after a verified webhook or a requested-at annotation. It also
-// resumes a stalled sync: someone asked for it.
+// none) on a user's request (requested-at). It also resumes a stalled sync: a human asked
+// for it.
 func (e *Engine) Trigger(key client.ObjectKey, containers ...string) {
+	e.trigger(key, containers, true)
+}
+
+// TriggerWebhook asks for an immediate incremental sync of the given containers (all
+// when none) after a verified webhook. Unlike Trigger it never resumes a stalled sync: a
+// vendor event is not a human fixing the sink, and a webhook storm must not turn a
+// SinkRejected Connection into a hot loop.
+func (e *Engine) TriggerWebhook(key client.ObjectKey, containers ...string) {
+	e.trigger(key, containers, false)
+}
+
+func (e *Engine) trigger(key client.ObjectKey, containers []string, resume bool) {
 	e.mu.Lock()
 	w, ok := e.workers[key]
 	e.mu.Unlock()
 	if ok {
-		w.trigger(containers)
+		w.trigger(containers, resume)
 	}
 }
 
@@ -256,8 +268,12 @@ func (w *worker) update(conn *v1alpha1.Connection, connector *v1alpha1.Connector
 	}
 }
 
-func (w *worker) trigger(containers []string) {
+func (w *worker) trigger(containers []string, resume bool) {
 	w.mu.Lock()
+	if !resume && w.stalledAt != "" && w.stalledAt == w.inputs {
+		w.mu.Unlock()
+		return
+	}
 	if len(containers) == 0 {
 		w.all = true
 	} else {
@@ -268,7 +284,9 @@ func (w *worker) trigger(containers []string) {
 			w.pending[c] = true
 		}
 	}
-	w.stalledAt = ""
+	if resume {
+		w.stalledAt = ""
+	}
 	w.mu.Unlock()
 	w.poke()
 }
