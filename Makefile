@@ -43,6 +43,10 @@ chart-crds: manifests ## Copy the generated CRDs into the Helm chart (never by h
 	mkdir -p charts/connector-operator/crds
 	cp config/crd/bases/*.yaml charts/connector-operator/crds/
 
+.PHONY: chart-rbac
+chart-rbac: manifests ## Generate the chart's manager ClusterRole from config/rbac/role.yaml (never by hand).
+	hack/chart-rbac.sh config/rbac/role.yaml charts/connector-operator/templates/clusterrole.yaml
+
 .PHONY: fmt
 fmt: ## go fmt the tree.
 	go fmt ./...
@@ -72,10 +76,10 @@ bench: control-plane ## Run the benchmarks (figures for the issues' closing note
 	go test -run='^$$' -bench=. -benchmem -count=1 ./...
 
 .PHONY: verify
-verify: manifests generate fmt chart-crds ## Fail when generated or formatted files are stale.
+verify: manifests generate fmt chart-crds chart-rbac ## Fail when generated or formatted files are stale.
 	go mod tidy
 	@if [ -n "$$(git status --porcelain)" ]; then \
-		echo "generated files are stale; run 'make manifests generate fmt' and commit:"; \
+		echo "generated files are stale; run 'make manifests generate fmt chart-crds chart-rbac' and commit:"; \
 		git status --porcelain; git --no-pager diff --stat; exit 1; fi
 
 .PHONY: dev
