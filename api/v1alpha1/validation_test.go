@@ -2,33 +2,42 @@ package v1alpha1_test
 
 import (
 	"context"
-	"path/filepath"
+	"fmt"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/unified-connectors/connector-operator/internal/testenv"
 )
 
-// startAPIServer runs a real kube-apiserver with our CRDs installed.
+var (
+	env     *testenv.Environment
+	envOnce sync.Once
+	envErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
+	}
+	os.Exit(code)
+}
+
+// startAPIServer returns an admin client of the package's kube-apiserver with our CRDs
+// installed, starting it on first use.
 func startAPIServer(t *testing.T) client.Client {
 	t.Helper()
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
+	envOnce.Do(func() { env, envErr = testenv.Start(testenv.Options{}) })
+	if envErr != nil {
+		t.Fatalf("control plane: %v", envErr)
 	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting envtest: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return env.Client
 }
 
 func object(t *testing.T, manifest string) *unstructured.Unstructured {
