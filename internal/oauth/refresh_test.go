@@ -3,9 +3,9 @@ package oauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,9 +14,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
+	"github.com/unified-connectors/connector-operator/internal/testenv"
 )
 
 const (
@@ -25,17 +25,25 @@ const (
 	accountID    = "5b10ac8d82e05b22cc7d4ef5"
 )
 
-var k8s client.Client
+var (
+	// k8s acts as the operator's ServiceAccount, which holds only the RBAC config/rbac
+	// ships: the Refreshers of these tests run with it, as the manager's do in a cluster.
+	k8s client.Client
+	// admin is the envtest admin, for what the operator itself never does.
+	admin client.Client
+)
 
 func TestMain(m *testing.M) {
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}}
-	cfg, err := env.Start()
+	env, err := testenv.Start(testenv.Options{})
 	if err != nil {
-		panic(err)
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		os.Exit(1)
 	}
-	k8s, err = client.New(cfg, client.Options{})
-	if err != nil {
-		panic(err)
+	admin = env.Client
+	if k8s, err = env.ManagerClient(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		_ = env.Stop()
+		os.Exit(1)
 	}
 	code := m.Run()
 	_ = env.Stop()
@@ -43,7 +51,8 @@ func TestMain(m *testing.M) {
 }
 
 // site starts a fake authorization server with one client and account, and a Secret
-// holding a spent access token and a live refresh token.
+// (made by the admin, as a tenant would make it) holding a spent access token and a live
+// refresh token.
 func site(t *testing.T, name string) (*atlassiantest.Server, client.ObjectKey, string) {
 	t.Helper()
 	fake := atlassiantest.NewServer()
@@ -59,7 +68,7 @@ func site(t *testing.T, name string) (*atlassiantest.Server, client.ObjectKey, s
 			KeyExpiry:       time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), // expired
 		},
 	}
-	if err := k8s.Create(context.Background(), s); err != nil {
+	if err := admin.Create(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
 	return fake, client.ObjectKeyFromObject(s), refresh
