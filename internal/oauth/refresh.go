@@ -4,17 +4,23 @@
 // replica, and the new refresh token must be safely stored before the access token is used;
 // otherwise the next refresh fails with invalid_grant and a human must authorise again.
 //
-// Serialisation has two layers: a mutex per Connection in this process, and a lock
-// annotation on the Connection's Secret taken with optimistic concurrency (resourceVersion),
-// so that two replicas cannot both win. The rotated tokens are written with the
-// resourceVersion of the locked Secret, which also releases the lock.
+// Serialisation has two layers: one refresh in flight per Secret in this process, which
+// every caller that needs it joins, and a lock annotation on the Connection's Secret taken
+// with optimistic concurrency (resourceVersion), so that two replicas cannot both win. The
+// rotated tokens are written with the resourceVersion of the locked Secret, which also
+// releases the lock.
+//
+// A refresh runs on its own context and deadline (refreshTimeout), never on a caller's:
+// once the token endpoint has rotated the refresh token, the old one is spent, so giving
+// up before the new one is stored would leave the Connection unusable until a human
+// authorises it again. A caller may stop waiting (its context ends, as a 100 ms search
+// deadline does); the refresh goes on and stores its result for the next caller.
 package oauth
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/unified-connectors/connector-operator/internal/wait"
 	"net/http"
 	"strings"
 	"sync"
@@ -25,6 +31,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/unified-connectors/connector-operator/internal/wait"
 )
 
 // Secret keys of an oauth2 Connection (DESIGN.md).
@@ -42,8 +50,20 @@ const LockAnnotation = "connectors.unified.dev/refresh-lock"
 const (
 	// RefreshBefore is how long before expiry a token is refreshed.
 	RefreshBefore = 5 * time.Minute
-	lockTTL       = 30 * time.Second
-	pollLock      = 200 * time.Millisecond
+	// refreshTimeout bounds one refresh as a whole: reading the Secret, waiting for
+	// another replica's refresh, taking the lock, the token call and the write-back.
+	refreshTimeout = 30 * time.Second
+	// storeTimeout is what writing the rotated tokens back gets on top, whatever is left
+	// of refreshTimeout: the token endpoint has spent the old refresh token by then, and
+	// the new one exists nowhere else.
+	storeTimeout = 10 * time.Second
+	// unlockTimeout bounds releasing the lock after a failed refresh.
+	unlockTimeout = 5 * time.Second
+	// lockTTL outlives the longest a holder can still write (refreshTimeout +
+	// storeTimeout, plus the second RFC 3339 drops), so that no replica takes over a lock
+	// whose holder may yet store rotated tokens.
+	lockTTL  = refreshTimeout + storeTimeout + 5*time.Second
+	pollLock = 200 * time.Millisecond
 )
 
 // ErrRefreshRejected means the authorization server refused the refresh token
@@ -75,8 +95,16 @@ type Refresher struct {
 	Holder string
 	Now    func() time.Time
 
-	mu    sync.Mutex
-	locks map[client.ObjectKey]*sync.Mutex
+	mu      sync.Mutex
+	flights map[client.ObjectKey]*flight // the refresh in flight, by Secret
+}
+
+// flight is one refresh that every caller needing it waits for; tok and err are set
+// before done is closed.
+type flight struct {
+	done chan struct{}
+	tok  Token
+	err  error
 }
 
 func (r *Refresher) now() time.Time {
@@ -87,12 +115,64 @@ func (r *Refresher) now() time.Time {
 }
 
 // Fresh returns an access token valid for at least RefreshBefore, refreshing it first
-// when needed. secret names the Connection's Secret.
+// when needed. secret names the Connection's Secret. A refresh runs on its own context
+// (the values of ctx, not its deadline or cancellation) and is shared by every caller
+// that needs it meanwhile; Fresh returns ctx's error when ctx ends first, and the refresh
+// goes on and stores the rotated tokens without it.
 func (r *Refresher) Fresh(ctx context.Context, secret client.ObjectKey, oc Client) (Token, error) {
-	l := r.lock(secret)
-	l.Lock()
-	defer l.Unlock()
+	s, err := r.read(ctx, secret)
+	if err != nil {
+		return Token{}, err
+	}
+	tok, err := tokenOf(s)
+	if err != nil {
+		return Token{}, err
+	}
+	if r.usable(tok) {
+		return tok, nil
+	}
+	f := r.join(ctx, secret, oc)
+	select {
+	case <-f.done:
+		return f.tok, f.err
+	case <-ctx.Done():
+		return Token{}, fmt.Errorf("waiting for the token refresh, which goes on without this caller: %w", ctx.Err())
+	}
+}
 
+// join returns the refresh in flight for secret, starting one when there is none. The
+// first caller's client is used: every caller of one Secret has the same Connector.
+func (r *Refresher) join(ctx context.Context, secret client.ObjectKey, oc Client) *flight {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f, ok := r.flights[secret]; ok {
+		return f
+	}
+	if r.flights == nil {
+		r.flights = map[client.ObjectKey]*flight{}
+	}
+	f := &flight{done: make(chan struct{})}
+	r.flights[secret] = f
+	// Detached from the caller: see the package comment.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+	go func() {
+		defer cancel()
+		f.tok, f.err = r.settle(fctx, secret, oc)
+		r.mu.Lock()
+		delete(r.flights, secret)
+		r.mu.Unlock()
+		close(f.done)
+	}()
+	return f
+}
+
+func (r *Refresher) usable(tok Token) bool {
+	return tok.AccessToken != "" && tok.Expiry.Sub(r.now()) > RefreshBefore
+}
+
+// settle looks at the Secret again and refreshes it unless another replica did
+// meanwhile. It runs on the flight's context.
+func (r *Refresher) settle(ctx context.Context, secret client.ObjectKey, oc Client) (Token, error) {
 	for {
 		s, err := r.read(ctx, secret)
 		if err != nil {
@@ -102,13 +182,13 @@ func (r *Refresher) Fresh(ctx context.Context, secret client.ObjectKey, oc Clien
 		if err != nil {
 			return Token{}, err
 		}
-		if tok.AccessToken != "" && tok.Expiry.Sub(r.now()) > RefreshBefore {
+		if r.usable(tok) {
 			return tok, nil
 		}
 		// Another replica is refreshing: wait for its rotated tokens, then look again.
 		if holder, until, ok := parseLock(s.Annotations[LockAnnotation]); ok && holder != r.Holder && until.After(r.now()) {
 			if err := wait.Sleep(ctx, pollLock); err != nil {
-				return Token{}, err
+				return Token{}, fmt.Errorf("waiting for replica %s to finish its token refresh: %w", holder, err)
 			}
 			continue
 		}
@@ -149,16 +229,50 @@ func (r *Refresher) refresh(ctx context.Context, s *corev1.Secret, oc Client) (T
 	if nt.RefreshToken == "" {
 		nt.RefreshToken = refreshToken // servers that do not rotate keep the old one valid
 	}
-	s.Data[KeyAccessToken] = []byte(nt.AccessToken)
-	s.Data[KeyRefreshToken] = []byte(nt.RefreshToken)
-	s.Data[KeyExpiry] = []byte(nt.Expiry.UTC().Format(time.RFC3339))
-	delete(s.Annotations, LockAnnotation)
-	// Optimistic concurrency on the locked version: only the lock holder can write.
-	if err := r.Client.Update(quiet(ctx), s); err != nil {
+	if err := r.store(ctx, s, refreshToken, nt); err != nil {
 		// The new refresh token is lost and the old one is spent: say so plainly.
 		return Token{}, fmt.Errorf("storing the rotated tokens in Secret %s/%s failed (%v); the Connection must be authorised again", s.Namespace, s.Name, err)
 	}
 	return Token{AccessToken: nt.AccessToken, Expiry: nt.Expiry, Refreshed: true}, nil
+}
+
+// store writes the rotated tokens into the locked Secret s, releasing the lock, with
+// storeTimeout of its own. A write that fails for a passing reason is retried. A conflict
+// means someone changed the Secret while we held the lock (a label, say): the tokens
+// are put onto the new version, unless its refresh token is no longer the one this
+// refresh spent (a new authorization replaced it), which must not be overwritten.
+func (r *Refresher) store(ctx context.Context, s *corev1.Secret, spent string, nt *oauth2.Token) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		s.Data[KeyAccessToken] = []byte(nt.AccessToken)
+		s.Data[KeyRefreshToken] = []byte(nt.RefreshToken)
+		s.Data[KeyExpiry] = []byte(nt.Expiry.UTC().Format(time.RFC3339))
+		delete(s.Annotations, LockAnnotation)
+		// Optimistic concurrency on the locked version: only the lock holder can write.
+		err := r.Client.Update(quiet(ctx), s)
+		switch {
+		case err == nil:
+			return nil
+		case apierrors.IsConflict(err):
+			cur, rerr := r.read(ctx, client.ObjectKeyFromObject(s))
+			if rerr != nil {
+				return errors.Join(err, rerr)
+			}
+			if strings.TrimSpace(string(cur.Data[KeyRefreshToken])) != spent {
+				return fmt.Errorf("the Secret was given another refresh token meanwhile: %w", err)
+			}
+			if cur.Data == nil {
+				cur.Data = map[string][]byte{}
+			}
+			s = cur
+		case apierrors.IsNotFound(err) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err):
+			return err
+		}
+		if werr := wait.Sleep(ctx, min(time.Duration(attempt+1)*100*time.Millisecond, time.Second)); werr != nil {
+			return errors.Join(err, werr)
+		}
+	}
 }
 
 // classify keeps the vendor's verdict and drops everything else it said: a token
@@ -212,9 +326,11 @@ func (r *Refresher) takeLock(ctx context.Context, s *corev1.Secret) (*corev1.Sec
 	return s, nil
 }
 
-// unlock releases the lock after a failed refresh; a failure here only delays others
-// until the lock expires.
+// unlock releases the lock after a failed refresh, with unlockTimeout of its own; a
+// failure here only delays others until the lock expires.
 func (r *Refresher) unlock(ctx context.Context, s *corev1.Secret) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+	defer cancel()
 	delete(s.Annotations, LockAnnotation)
 	_ = r.Client.Update(quiet(ctx), s)
 }
@@ -225,20 +341,6 @@ func (r *Refresher) read(ctx context.Context, key client.ObjectKey) (*corev1.Sec
 		return nil, err
 	}
 	return &s, nil
-}
-
-func (r *Refresher) lock(key client.ObjectKey) *sync.Mutex {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.locks == nil {
-		r.locks = map[client.ObjectKey]*sync.Mutex{}
-	}
-	l, ok := r.locks[key]
-	if !ok {
-		l = &sync.Mutex{}
-		r.locks[key] = l
-	}
-	return l
 }
 
 func tokenOf(s *corev1.Secret) (Token, error) {

@@ -178,6 +178,125 @@ func TestConcurrentRefreshesRotateOnce(t *testing.T) {
 	}
 }
 
+// TestRefreshOutlivesItsCaller: a caller whose deadline (100 ms, as a search source's
+// can be) ends while the token endpoint is still answering (300 ms) gets its own
+// deadline back, but the refresh goes on: the token endpoint rotated the refresh token,
+// and the new one must reach the Secret, or the Connection is dead.
+func TestRefreshOutlivesItsCaller(t *testing.T) {
+	fake, key, oldRefresh := site(t, "outlive")
+	fake.SetTokenDelay(300 * time.Millisecond)
+	r := &Refresher{Client: k8s, Reader: k8s, Holder: "replica-a"}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := r.Fresh(ctx, key, oauthClient(fake))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Fresh past its caller's deadline: %v, want context.DeadlineExceeded", err)
+	}
+	if waited := time.Since(start); waited > 250*time.Millisecond {
+		t.Errorf("the caller waited %s for a refresh its deadline had given up on", waited)
+	}
+	stored := waitStored(t, fake, key, oldRefresh)
+	if fake.RefreshTokenLive(oldRefresh) {
+		t.Fatal("the old refresh token is still live: no rotation happened")
+	}
+
+	// The next caller uses the stored tokens, and the next refresh works.
+	tok, err := r.Fresh(context.Background(), key, oauthClient(fake))
+	if err != nil || tok.Refreshed || tok.AccessToken != stored[KeyAccessToken] {
+		t.Fatalf("after the detached refresh: %+v %v, want the stored token as is", tok, err)
+	}
+	expire(t, key)
+	if tok, err := r.Fresh(context.Background(), key, oauthClient(fake)); err != nil || !tok.Refreshed {
+		t.Fatalf("the refresh after a detached one: %+v %v", tok, err)
+	}
+	wantGrants(t, fake, 2)
+}
+
+// TestCallersJoinOneRefresh: callers that need a refresh while one is in flight wait for
+// it rather than start their own; one that gives up does not end it for the others.
+func TestCallersJoinOneRefresh(t *testing.T) {
+	fake, key, oldRefresh := site(t, "join")
+	fake.SetTokenDelay(300 * time.Millisecond)
+	r := &Refresher{Client: k8s, Reader: k8s, Holder: "replica-a"}
+	impatient := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, err := r.Fresh(ctx, key, oauthClient(fake))
+		impatient <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the impatient caller starts the refresh
+	var wg sync.WaitGroup
+	tokens := make([]Token, 3)
+	errs := make([]error, 3)
+	for i := range tokens {
+		wg.Go(func() { tokens[i], errs[i] = r.Fresh(context.Background(), key, oauthClient(fake)) })
+	}
+	wg.Wait()
+	if err := <-impatient; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("the impatient caller: %v, want context.DeadlineExceeded", err)
+	}
+	for i := range tokens {
+		if errs[i] != nil || !tokens[i].Refreshed || tokens[i].AccessToken != tokens[0].AccessToken {
+			t.Errorf("caller %d: %+v %v, want the one refreshed token", i, tokens[i], errs[i])
+		}
+	}
+	stored := waitStored(t, fake, key, oldRefresh)
+	if stored[KeyAccessToken] != tokens[0].AccessToken {
+		t.Error("the Secret does not hold the token the callers got")
+	}
+	wantGrants(t, fake, 1)
+}
+
+// waitStored waits until the Secret holds a refresh token other than old that the fake
+// would accept, with no lock left, and returns the Secret's data.
+func waitStored(t *testing.T, fake *atlassiantest.Server, key client.ObjectKey, old string) map[string]string {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		data, ann := secretData(t, key)
+		rt := data[KeyRefreshToken]
+		if rt != old && fake.RefreshTokenLive(rt) && ann[LockAnnotation] == "" {
+			return data
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Secret does not hold the newly issued refresh token (still the old one: %t, live: %t, lock %q)",
+				rt == old, fake.RefreshTokenLive(rt), ann[LockAnnotation])
+		}
+	}
+}
+
+// expire moves the Secret's expiry into the past, so the next Fresh refreshes.
+func expire(t *testing.T, key client.ObjectKey) {
+	t.Helper()
+	var s corev1.Secret
+	if err := k8s.Get(context.Background(), key, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Data[KeyExpiry] = []byte(time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
+	if err := k8s.Update(context.Background(), &s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantGrants checks that the token endpoint saw exactly n refreshes, none refused.
+func wantGrants(t *testing.T, fake *atlassiantest.Server, n int) {
+	t.Helper()
+	var refreshes int
+	for _, g := range fake.OAuthGrants() {
+		if g.GrantType != "refresh_token" {
+			continue
+		}
+		refreshes++
+		if !g.OK {
+			t.Errorf("a refresh was refused (%s): a spent refresh token was used", g.Error)
+		}
+	}
+	if refreshes != n {
+		t.Errorf("%d refreshes, want %d", refreshes, n)
+	}
+}
+
 func TestRevokedRefreshTokenIsRejected(t *testing.T) {
 	fake, key, refresh := site(t, "revoked")
 	fake.RevokeRefreshToken(refresh)

@@ -61,6 +61,7 @@ type oauthState struct {
 	clients map[string]oauthClient // by client id
 	consent string                 // account id /authorize consents as; "" for the first
 	ttl     time.Duration          // of access tokens issued from now on
+	delay   time.Duration          // before the token endpoint answers (SetTokenDelay)
 	codes   map[digest]authCode
 	access  map[digest]oauthToken
 	refresh map[digest]oauthToken
@@ -143,6 +144,27 @@ func (s *Server) SetAccessTokenTTL(d time.Duration) {
 		d = defaultAccessTokenTTL
 	}
 	s.oauth.ttl = d
+}
+
+// SetTokenDelay makes the token endpoint wait d before answering, from now on (0 answers
+// at once). The grant is decided when the request arrives, before the wait: a refresh
+// token is spent and its successor issued even if the client gives up meanwhile, as with
+// a slow network between a client and Atlassian. That is the case a client must survive
+// by finishing the refresh on its own deadline; a client that went away gets no answer.
+func (s *Server) SetTokenDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.oauth.delay = max(d, 0)
+}
+
+// RefreshTokenLive reports whether refresh would be accepted by the token endpoint now:
+// issued by this fake, and neither used nor revoked since. Tests use it to check that a
+// client stored the last refresh token it was issued.
+func (s *Server) RefreshTokenLive(refresh string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.oauth.refresh[digestOf(refresh)]
+	return ok
 }
 
 // IssueOAuthTokens issues an access token and a refresh token for clientID acting as

@@ -135,7 +135,8 @@ func invalidGrant(description string) *oauthError {
 }
 
 // oauthToken answers POST /oauth/token for the authorization_code and refresh_token
-// grants, and records every call for OAuthGrants.
+// grants, and records every call for OAuthGrants. SetTokenDelay delays the answer, not
+// the grant.
 func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
 	p, parsed := tokenParams(w, r)
 	clientID, secret, basic := clientCredentials(r, p)
@@ -148,8 +149,14 @@ func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
 		g.Error = e.code
 	}
 	s.oauth.grants = append(s.oauth.grants, g)
+	delay := s.oauth.delay
 	s.mu.Unlock()
 
+	// The grant above already happened: a client that gives up during the delay has
+	// spent its refresh token all the same (SetTokenDelay).
+	if !s.hold(r, Fault{Latency: delay}) {
+		return
+	}
 	if e != nil {
 		if e.status == http.StatusUnauthorized && basic {
 			w.Header().Set("WWW-Authenticate", `Basic realm="fake-atlassian"`)

@@ -1,6 +1,7 @@
 package atlassiantest_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -299,6 +300,53 @@ func TestOAuthRevokedRefreshToken(t *testing.T) {
 		if g.OK || g.GrantType != "refresh_token" || g.Error != "invalid_grant" {
 			t.Errorf("grant %+v, want a refused refresh_token", g)
 		}
+	}
+}
+
+// TestOAuthTokenDelay: a client that gives up while the answer is delayed has spent its
+// refresh token all the same; the token issued in its place is live, and RefreshTokenLive
+// tells the two apart.
+func TestOAuthTokenDelay(t *testing.T) {
+	fake, conf := newOAuthFake(t)
+	_, refresh, _ := fake.IssueOAuthTokens(clientID, alice.ID)
+	if !fake.RefreshTokenLive(refresh) {
+		t.Fatal("an issued refresh token is not live")
+	}
+	fake.SetTokenDelay(300 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: refresh}).Token()
+	if err == nil || time.Since(start) > 250*time.Millisecond {
+		t.Fatalf("refresh with a 100ms deadline against a 300ms delay: %v after %s, want a timeout", err, time.Since(start))
+	}
+	if fake.RefreshTokenLive(refresh) {
+		t.Error("the refresh token survived a grant whose answer the client never read")
+	}
+	grants := fake.OAuthGrants()
+	if len(grants) != 1 || !grants[0].OK {
+		t.Fatalf("grants %+v, want one successful rotation", grants)
+	}
+
+	// A patient client gets the answer after the delay, and its new token is live.
+	_, refresh, _ = fake.IssueOAuthTokens(clientID, alice.ID)
+	start = time.Now()
+	tok, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: refresh}).Token()
+	if err != nil || time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("refresh: %v after %s, want success after the 300ms delay", err, time.Since(start))
+	}
+	if fake.RefreshTokenLive(refresh) || !fake.RefreshTokenLive(tok.RefreshToken) {
+		t.Error("after a rotation the old refresh token must be dead and the new one live")
+	}
+	fake.RevokeRefreshToken(tok.RefreshToken)
+	if fake.RefreshTokenLive(tok.RefreshToken) || fake.RefreshTokenLive("made-up") {
+		t.Error("a revoked or unknown refresh token is reported live")
+	}
+	fake.SetTokenDelay(0)
+	_, refresh, _ = fake.IssueOAuthTokens(clientID, alice.ID)
+	start = time.Now()
+	if _, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: refresh}).Token(); err != nil || time.Since(start) > 200*time.Millisecond {
+		t.Errorf("after SetTokenDelay(0): %v after %s", err, time.Since(start))
 	}
 }
 
