@@ -554,3 +554,13 @@ func TestDataCenterSendsPATAsBearer(t *testing.T) {
 		t.Errorf("Data Center search result %+v lacks the author's name or the text", it)
 	}
 }
+
+// TestDefaultLookback: the registered provider tells the sync engine to re-read five
+// minutes behind its cursor, for page versions that reach the CQL index late.
+func TestDefaultLookback(t *testing.T) {
+	p, _ := connectors.Get(confluence.Type)
+	lb, ok := p.(connectors.Lookbacker)
+	if !ok || lb.DefaultLookback() != 5*time.Minute {
+		t.Fatalf("confluence provider: Lookbacker %v, want a 5m default look-back", ok)
+	}
+}

@@ -27,6 +27,7 @@ package jira
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian"
@@ -38,8 +39,9 @@ const Type = "jira"
 func init() { connectors.Register(Provider{}) }
 
 var (
-	_ connectors.Provider = Provider{}
-	_ connectors.Client   = (*Client)(nil)
+	_ connectors.Provider   = Provider{}
+	_ connectors.Lookbacker = Provider{}
+	_ connectors.Client     = (*Client)(nil)
 )
 
 // Provider builds Jira Clients.
@@ -52,6 +54,13 @@ func (Provider) Type() string { return Type }
 func (Provider) Validate(cfg connectors.Config) ([]string, error) {
 	return atlassian.Validate(atlassian.Jira, cfg)
 }
+
+// DefaultLookback is 5 minutes: how far behind its cursor the sync engine re-reads
+// every run unless spec.sync.lookback says otherwise. Changes reads Jira's issue search,
+// whose index is eventually consistent: an update committed at t1 can become searchable
+// after one committed later, usually seconds later and occasionally minutes, once a run
+// has moved past t1. Re-reading the window finds such issues.
+func (Provider) DefaultLookback() time.Duration { return 5 * time.Minute }
 
 // NewClient returns a Client for cfg without I/O.
 func (Provider) NewClient(cfg connectors.Config) (connectors.Client, error) {

@@ -120,3 +120,13 @@ func TestProvider(t *testing.T) {
 		t.Error("NewClient accepted a PAT config without a token")
 	}
 }
+
+// TestDefaultLookback: the registered provider tells the sync engine to re-read five
+// minutes behind its cursor, for issues that reach Jira's search index late.
+func TestDefaultLookback(t *testing.T) {
+	p, _ := connectors.Get(jira.Type)
+	lb, ok := p.(connectors.Lookbacker)
+	if !ok || lb.DefaultLookback() != 5*time.Minute {
+		t.Fatalf("jira provider: Lookbacker %v, want a 5m default look-back", ok)
+	}
+}

@@ -461,10 +461,12 @@ func (q *cqlQuery) score(d *cqlDoc) int {
 	return n
 }
 
-// run evaluates q over the site's pages, in q's order; call it with c.mu held.
+// runLocked evaluates q over the pages as the search index has them (index.go), in q's
+// order; call it with c.mu held.
 func (c *confluenceSite) runLocked(q *cqlQuery) []*cqlDoc {
+	c.index.catchUp(time.Now())
 	var docs []*cqlDoc
-	for _, p := range c.pagesLocked("") {
+	for _, p := range c.index.docs {
 		d := &cqlDoc{page: p, space: c.spaceByIDLocked(p.spaceID),
 			text: strings.ToLower(p.title + "\n" + plainText(p.body))}
 		if q.where == nil || q.where(d) {

@@ -27,6 +27,8 @@ type confluenceSite struct {
 	spaces    []*cfSpace
 	pages     map[string]*cfPage
 	comments  map[string][]*cfComment // by page id, oldest first
+	// index is what CQL search sees (index.go): writes reach it after a lag.
+	index *searchIndex[string, cfPage]
 }
 
 type cfSpace struct {
@@ -60,6 +62,7 @@ func newConfluenceSite() *confluenceSite {
 		nextID:    65537,
 		pages:     map[string]*cfPage{},
 		comments:  map[string][]*cfComment{},
+		index:     newSearchIndex[string, cfPage](),
 	}
 }
 
@@ -114,6 +117,7 @@ func (c *confluenceSite) addPageLocked(sp *cfSpace, title, body, authorID string
 		createdAt: at, version: 1, modifiedAt: at, modifiedBy: authorID, body: body,
 	}
 	c.pages[p.id] = p
+	c.indexPageLocked(p.id, p)
 	return p, nil
 }
 
@@ -202,6 +206,7 @@ func (s *Server) SeedConfluence(o ConfluenceSeed) {
 			if p.version > 1 {
 				p.modifiedBy = seedAuthors[r.IntN(len(seedAuthors))]
 			}
+			c.indexPageLocked(p.id, p)
 			for j := range o.CommentsPerPage {
 				cat := vendorTime(created.Add(time.Duration(j+1) * time.Minute))
 				c.comments[p.id] = append(c.comments[p.id], &cfComment{
@@ -287,6 +292,7 @@ func (s *Server) UpdatePage(id string, at time.Time) {
 	p.modifiedAt = vendorTime(at)
 	p.modifiedBy = seedAuthors[1]
 	p.body += fmt.Sprintf("<p>Revision %d.</p>", p.version)
+	c.indexPageLocked(p.id, p)
 }
 
 // DeletePage removes page id and its comments (purged, not trashed). Deleting a page
@@ -295,6 +301,9 @@ func (s *Server) DeletePage(id string) {
 	c := s.confluence()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, ok := c.pages[id]; ok {
+		c.indexPageLocked(id, nil)
+	}
 	delete(c.pages, id)
 	delete(c.comments, id)
 }

@@ -214,8 +214,8 @@ func readSearch(w http.ResponseWriter, r *http.Request, dc bool) (req jiraSearch
 	return req, true
 }
 
-// run evaluates jql for the caller: the matching issues in the query's order. A query
-// Jira would refuse is a *jqlError. Call with j.mu held.
+// run evaluates jql for the caller: the matching issues, as the search index has them,
+// in the query's order. A query Jira would refuse is a *jqlError. Call with j.mu held.
 func (j *jiraSite) run(jql string, v jiraView, requireBounded bool) ([]*jiraIssue, error) {
 	q, err := parseJQL(jql, &jqlEnv{site: j, loc: v.loc, now: time.Now()})
 	if err != nil {
@@ -224,8 +224,10 @@ func (j *jiraSite) run(jql string, v jiraView, requireBounded bool) ([]*jiraIssu
 	if q.where == nil && requireBounded {
 		return nil, &jqlError{msg: jiraMsgUnbounded}
 	}
+	// Search answers from the index (index.go), not from the issues as they are now.
+	j.index.catchUp(time.Now())
 	var out []*jiraIssue
-	for _, is := range j.issues {
+	for _, is := range j.index.docs {
 		if q.where == nil || q.where(is) {
 			out = append(out, is)
 		}

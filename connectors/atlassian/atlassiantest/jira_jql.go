@@ -427,15 +427,17 @@ func (env *jqlEnv) compile(name, field, op string, values []jqlToken) (jqlPred, 
 	case "key", "issuekey", "id", "issue":
 		switch op {
 		case "=", "!=", "in", "not in":
-			set := map[*jiraIssue]bool{}
+			// Jira checks the values against its database; the predicate runs on the
+			// index's copies, so it compares ids.
+			set := map[int64]bool{}
 			for _, v := range values {
 				is := env.site.findIssue(v.text)
 				if is == nil {
 					return nil, jqlErrorf("An issue with key '%s' does not exist for field '%s'.", v.text, name)
 				}
-				set[is] = true
+				set[is.id] = true
 			}
-			return member(op, func(is *jiraIssue) bool { return set[is] }), nil
+			return member(op, func(is *jiraIssue) bool { return set[is.id] }), nil
 		case "<", "<=", ">", ">=":
 			v := values[0].text
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil {

@@ -18,9 +18,11 @@ func jqlSite(t testing.TB) (*jiraSite, time.Time) {
 	for i, at := range []time.Time{base, base.Add(time.Millisecond), base.Add(2 * time.Minute)} {
 		is := j.addIssue(a, "Task", []string{"Kumquat report", "Fix login", `Say "hi"`}[i], jiraTextADF("body "+strings.Repeat("x", i)), jiraPeople[i], base.Add(-time.Hour))
 		is.updated = at
+		j.indexIssueLocked(is.id, is)
 	}
 	is := j.addIssue(b, "Bug", "Beta kumquat", nil, jiraPeople[3], base.Add(-time.Hour))
 	is.updated = base
+	j.indexIssueLocked(is.id, is)
 	j.addComment(is, jiraPeople[0], jiraTextADF("a comment about turnips"), base)
 	return j, base
 }

@@ -56,6 +56,7 @@ func (s *Server) SeedJira(o JiraSeed) {
 				j.addComment(is, jiraPeople[rng.IntN(len(jiraPeople))], jiraSeedComment(rng), at)
 			}
 			is.updated = updated[k]
+			j.indexIssueLocked(is.id, is)
 		}
 	}
 }

@@ -25,6 +25,8 @@ type jiraSite struct {
 	issues   map[int64]*jiraIssue    // by id
 	byKey    map[string]*jiraIssue   // by upper-case key
 	projKey  map[string]*jiraProject // by upper-case key
+	// index is what issue search sees (index.go): writes reach it after a lag.
+	index *searchIndex[int64, jiraIssue]
 	// Ids come from one sequence per kind, as in Jira, starting where Jira's do.
 	nextProjectID, nextIssueID, nextCommentID int64
 }
@@ -34,6 +36,7 @@ func newJiraSite() *jiraSite {
 		issues:        map[int64]*jiraIssue{},
 		byKey:         map[string]*jiraIssue{},
 		projKey:       map[string]*jiraProject{},
+		index:         newSearchIndex[int64, jiraIssue](),
 		nextProjectID: 10000,
 		nextIssueID:   10000,
 		nextCommentID: 10000,
@@ -184,6 +187,7 @@ func (j *jiraSite) addIssue(p *jiraProject, typ, summary string, description jso
 	j.nextIssueID++
 	j.issues[is.id] = is
 	j.byKey[is.key] = is
+	j.indexIssueLocked(is.id, is)
 	return is
 }
 
@@ -193,6 +197,7 @@ func (j *jiraSite) addComment(is *jiraIssue, author jiraPerson, body json.RawMes
 	c := &jiraComment{id: j.nextCommentID, author: author, body: body, bodyText: jiraADFText(body), created: at, updated: at}
 	j.nextCommentID++
 	is.comments = append(is.comments, c)
+	j.indexIssueLocked(is.id, is)
 	return c
 }
 
@@ -236,6 +241,7 @@ func (s *Server) UpdateIssue(key string, at time.Time) {
 		panic(fmt.Sprintf("atlassiantest: UpdateIssue: no issue %q", key))
 	}
 	is.updated = at.Truncate(time.Millisecond)
+	j.indexIssueLocked(is.id, is)
 }
 
 // DeleteIssue deletes the issue with key (with its comments); an unknown key is a no-op.
@@ -246,6 +252,7 @@ func (s *Server) DeleteIssue(key string) {
 	if is := j.findIssue(key); is != nil {
 		delete(j.issues, is.id)
 		delete(j.byKey, is.key)
+		j.indexIssueLocked(is.id, nil)
 	}
 }
 

@@ -14,7 +14,9 @@
 // uses, and 401 answers any request without a known credential. Faults (faults.go: an
 // error status, Retry-After, latency, hanging, truncated or malformed bodies, redirects,
 // once or for the next n requests), a rate-limit mode (ratelimit.go) and a log of every
-// request let tests provoke and observe what a real site does under load.
+// request let tests provoke and observe what a real site does under load. Search (JQL and
+// CQL) answers from an eventually consistent index, as on the real sites, while reads by
+// id see every write at once; SetIndexLag and the Hold*Index helpers (index.go) make it lag.
 //
 // The fake writes no logs, so no credential or token it sees can leak through it.
 //
