@@ -20,6 +20,7 @@ import (
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/internal/oauth"
+	"github.com/unified-connectors/connector-operator/internal/policy"
 	"github.com/unified-connectors/connector-operator/internal/vendorclient"
 )
 
@@ -118,21 +119,45 @@ func usePKCE(authorizeURL string) bool {
 	return err == nil && !strings.EqualFold(u.Hostname(), atlassianAuthHost)
 }
 
-// oauthTarget checks that conn authenticates with oauth2 through a Connector that
-// offers it, and returns the Connector's OAuth2 client.
+// oauthTarget checks that conn authenticates with oauth2 and that its Connector admits
+// it as the reconciler would (policy.Admit: it exists, its allowedNamespaces match the
+// namespace's labels, it allows oauth2, it is Ready), and returns the Connector's OAuth2
+// client. A refusal is CONFLICT, not CONNECTION_NOT_READY: a Connection being authorized
+// is not Ready by design (it has no tokens yet); what stands in the way is the
+// Connector's policy or state, which the request cannot change. The message carries the
+// condition reason the reconciler reports for the same Connection.
 func (s *Server) oauthTarget(ctx context.Context, conn *v1alpha1.Connection) (*v1alpha1.Connector, oauth.Client, error) {
 	if conn.Spec.Auth.Method != v1alpha1.AuthMethodOAuth2 {
 		return nil, oauth.Client{}, errorf(CodeConflict, "connection %q authenticates with %s, not oauth2", conn.Name, conn.Spec.Auth.Method)
 	}
 	connector := &v1alpha1.Connector{}
 	if err := s.deps.Reader.Get(ctx, client.ObjectKey{Name: conn.Spec.ConnectorRef.Name}, connector); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, oauth.Client{}, errorf(CodeConflict, "connection %q: Connector %q not found", conn.Name, conn.Spec.ConnectorRef.Name)
+		if !apierrors.IsNotFound(err) {
+			return nil, oauth.Client{}, err
+		}
+		connector = nil
+	}
+	var nsLabels map[string]string
+	if policy.NeedsNamespaceLabels(connector) {
+		// Metadata only, from the informer the reconciler's namespace watch runs anyway.
+		ns := &metav1.PartialObjectMetadata{}
+		ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+		if err := s.deps.Reader.Get(ctx, client.ObjectKey{Name: conn.Namespace}, ns); err != nil {
+			return nil, oauth.Client{}, err
+		}
+		nsLabels = ns.Labels
+	}
+	if err := policy.Admit(conn, connector, nsLabels); err != nil {
+		var r *policy.Refusal
+		if errors.As(err, &r) {
+			return nil, oauth.Client{}, errorf(CodeConflict, "connection %q is not admitted by its Connector (%s): %s", conn.Name, r.Reason, r.Message)
 		}
 		return nil, oauth.Client{}, err
 	}
-	if !connector.AllowsAuthMethod(v1alpha1.AuthMethodOAuth2) || connector.Spec.OAuth2 == nil {
-		return nil, oauth.Client{}, errorf(CodeConflict, "Connector %q does not offer oauth2", connector.Name)
+	if connector.Spec.OAuth2 == nil {
+		// The CRD requires spec.oauth2 when oauth2 is allowed; an object older than that
+		// rule may still lack it.
+		return nil, oauth.Client{}, errorf(CodeConflict, "Connector %q has no oauth2 client", connector.Name)
 	}
 	oc, err := s.deps.Vendors.OAuthClient(ctx, connector)
 	if err != nil {
@@ -205,6 +230,8 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request, rq *request) e
 	if string(conn.UID) != p.UID {
 		return errorf(CodeNotFound, "connection %q was replaced since the authorization started", p.Name)
 	}
+	// Admitted again: the namespace may have been relabelled, or the Connector changed,
+	// since the state was minted. The state is spent either way.
 	_, oc, err := s.oauthTarget(r.Context(), conn)
 	if err != nil {
 		return err
