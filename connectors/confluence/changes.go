@@ -41,12 +41,27 @@ import (
 //     runs between the pages of hits within one call. When it fails, the walk restarts
 //     from offset 0 and the keyset alone keeps the result exact.
 //  4. Fill. The selected pages are read with their bodies in one call (v2 GET
-//     /wiki/api/v2/pages?id=… on Cloud, CQL id in (…) on Data Center). A page that has
-//     gained a version since the search saw it is left out: its new version is later in
-//     the feed and will come then. A page deleted meanwhile is left out too.
+//     /wiki/api/v2/pages?id=… on Cloud, CQL id in (…) on Data Center). A page deleted
+//     since the search is left out. A page whose version moved on since the search saw
+//     it (a new version made meanwhile, or one made earlier that the index has not
+//     caught up with) is delivered at its new version when that still sorts no later
+//     than the last hit of the page of results, in its place by (time, id): the
+//     cursor stays at that hit, so nothing after it is skipped, and the next page starts
+//     after it, so the new version is not repeated. Otherwise it is left out, and its
+//     new version comes later in the feed: its time is after the last hit returned, so
+//     a later page of this walk finds it once it is searchable, and else a later run
+//     does, because the caller re-reads a look-back window behind its position
+//     (Provider.DefaultLookback) and the new version is either newer than the walk's
+//     searches or older than them by no more than the index's lag. Only the live
+//     version is ever delivered, never the version the search saw, so an item never
+//     goes back in time.
 //
-// Across runs the caller moves Since to the last UpdatedAt it delivered and drops the
-// ids it already has at that instant (Since is inclusive).
+// Search is eventually consistent: what a walk cannot see (a version not indexed yet)
+// it cannot deliver, and a version indexed late may sort before the position of a run
+// that already went past it. Changes is exact for what the search shows when it reads;
+// the caller's look-back window catches the rest. Across runs the caller moves Since to
+// its position minus that window and drops the (id, UpdatedAt) pairs it already
+// delivered (Since is inclusive).
 //
 // The cost is the 26 hours before Since, walked once per run without bodies, and one
 // overlapping hit per page of hits.
@@ -264,8 +279,9 @@ func (c *Client) Changes(ctx context.Context, q connectors.ChangeQuery) (connect
 	return page, nil
 }
 
-// fill reads the selected pages with their bodies, in order, leaving out those deleted
-// or changed since the search saw them.
+// fill reads the selected pages with their bodies, in (time, id) order: each at its
+// live version, leaving out those deleted since the search saw them and those whose new
+// version sorts after the last hit selected (see the top of this file).
 func (c *Client) fill(ctx context.Context, spaceKey string, sel []candidate) ([]connectors.Item, error) {
 	if len(sel) == 0 {
 		return []connectors.Item{}, nil
@@ -284,7 +300,9 @@ func (c *Client) fill(ctx context.Context, spaceKey string, sel []candidate) ([]
 	if err != nil {
 		return nil, err
 	}
+	bound := keyOf(sel[len(sel)-1].hit)
 	items := make([]connectors.Item, 0, len(sel))
+	moved := false
 	for _, cd := range sel {
 		f, ok := pages[cd.hit.id]
 		if !ok {
@@ -295,9 +313,26 @@ func (c *Client) fill(ctx context.Context, spaceKey string, sel []candidate) ([]
 			newer = f.item.UpdatedAt.UnixNano() > cd.hit.at
 		}
 		if newer {
-			continue // its new version comes later in the feed
+			if bound.less(itemKey(f.item)) {
+				continue // its new version comes later in the feed
+			}
+			moved = true
 		}
 		items = append(items, f.item)
 	}
+	if moved {
+		slices.SortStableFunc(items, func(a, b connectors.Item) int {
+			switch ka, kb := itemKey(a), itemKey(b); {
+			case ka.less(kb):
+				return -1
+			case kb.less(ka):
+				return 1
+			}
+			return 0
+		})
+	}
 	return items, nil
 }
+
+// itemKey is where an item sorts in the feed.
+func itemKey(it connectors.Item) hitKey { return hitKey{it.UpdatedAt.UnixNano(), it.ID} }
