@@ -20,6 +20,7 @@ import (
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/connectors"
+	outcomes "github.com/unified-connectors/connector-operator/internal/outcome"
 	"github.com/unified-connectors/connector-operator/internal/vendorclient"
 )
 
@@ -141,42 +142,31 @@ func (r *runner) run(ctx context.Context, connector *v1alpha1.Connector, only ma
 }
 
 // fail records why the run failed and turns problems only a human can fix into
-// errStalled.
+// errStalled. Sink failures are classified here (the sink is the engine's own); every
+// other failure through internal/outcome, as the reconciler does.
 func (r *runner) fail(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
-	var p *vendorclient.Problem
+	var o *outcomes.Error
 	var se *SinkError
 	switch {
+	case errors.As(err, &se) && se.Egress:
+		o = outcomes.Stalling(v1alpha1.EgressDeniedReason, "%w", se)
+	case errors.As(err, &se) && se.Rejected:
+		o = outcomes.Stalling(v1alpha1.SinkRejectedReason, "%w", se)
 	case errors.As(err, &se):
-		reason := v1alpha1.SinkUnavailableReason
-		switch {
-		case se.Egress:
-			reason = v1alpha1.EgressDeniedReason
-		case se.Rejected:
-			reason = v1alpha1.SinkRejectedReason
-		}
-		r.w.setState(State{Reason: reason, Message: se.Error(), Stalled: se.Rejected})
-		if se.Rejected {
-			return errStalled
-		}
-	case errors.As(err, &p):
-		r.w.setState(State{Reason: p.Reason, Message: p.Message, Stalled: !p.Transient})
-		if !p.Transient {
-			return errStalled
-		}
+		o = outcomes.Waiting(v1alpha1.SinkUnavailableReason, se.RetryAfter, "%w", se)
 	default:
-		reason := v1alpha1.VendorUnreachableReason
-		switch connectors.KindOf(err) {
-		case connectors.KindRateLimited:
-			reason = v1alpha1.RateLimitedReason
-		case connectors.KindAuth:
-			reason = v1alpha1.CredentialsRejectedReason
-		case connectors.KindEgressDenied:
-			reason = v1alpha1.EgressDeniedReason
-		}
-		r.w.setState(State{Reason: reason, Message: err.Error()})
+		// A vendor error, a Problem of the client factory, or (untyped) an unreachable
+		// vendor.
+		o = outcomes.Vendor(err)
+	}
+	r.w.setState(State{Reason: o.Reason, Message: o.Message, Stalled: o.Stalled()})
+	if o.Stalled() {
+		// No retry on the sync interval: the worker waits for its inputs (the
+		// Connection, its Connector, its Secrets) to change.
+		return errStalled
 	}
 	return err
 }

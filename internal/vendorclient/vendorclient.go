@@ -8,7 +8,6 @@ package vendorclient
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/connectors"
 	"github.com/unified-connectors/connector-operator/internal/oauth"
+	"github.com/unified-connectors/connector-operator/internal/outcome"
 	"github.com/unified-connectors/connector-operator/internal/vendorhttp"
 )
 
@@ -39,18 +39,14 @@ const DefaultTokenURL = "https://auth.atlassian.com/oauth/token"
 const tokenCallTimeout = 10 * time.Second
 
 // Problem is a reason the Connection cannot be served, named by a condition reason from
-// api/v1alpha1. Transient problems may go away by themselves; the others need a human.
-// Messages never carry secret values.
-type Problem struct {
-	Reason    string
-	Message   string
-	Transient bool
-}
+// api/v1alpha1: an outcome error (internal/outcome), stalling unless Transient. Messages
+// never carry secret values.
+type Problem = outcome.Error
 
-func (p *Problem) Error() string { return p.Message }
-
+// problem is a stalling Problem: a human must change the Connection, its Secret or its
+// Connector.
 func problem(reason, format string, args ...any) *Problem {
-	return &Problem{Reason: reason, Message: fmt.Sprintf(format, args...)}
+	return outcome.Stalling(reason, format, args...)
 }
 
 // Factory builds Connection clients.
@@ -137,7 +133,7 @@ func (f *Factory) CheckConnector(ctx context.Context, connector *v1alpha1.Connec
 	}
 	warnings, err := provider.Validate(Config(connector, connectors.Credentials{}, nil))
 	if err != nil {
-		return nil, problem(v1alpha1.ConnectorNotReadyReason, "invalid Connector: %v", err)
+		return nil, problem(v1alpha1.ConnectorNotReadyReason, "invalid Connector: %w", err)
 	}
 	if o := connector.Spec.OAuth2; o != nil {
 		for _, u := range []v1alpha1.URL{o.AuthorizeURL, o.TokenURL, o.APIBaseURL} {
@@ -272,9 +268,10 @@ func (f *Factory) oauthToken(ctx context.Context, conn *v1alpha1.Connection, con
 	case err == nil:
 		return tok, nil
 	case errors.Is(err, oauth.ErrRefreshRejected):
-		return oauth.Token{}, problem(v1alpha1.RefreshFailedReason, "%v", err)
+		return oauth.Token{}, problem(v1alpha1.RefreshFailedReason, "%w", err)
 	case errors.As(err, &transient):
-		return oauth.Token{}, &Problem{Reason: v1alpha1.RefreshFailedReason, Message: err.Error(), Transient: true}
+		// Backoff: the token endpoint may answer next time.
+		return oauth.Token{}, outcome.Waiting(v1alpha1.RefreshFailedReason, 0, "%w", err)
 	case apierrors.IsConflict(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err) || errors.Is(err, context.DeadlineExceeded):
 		return oauth.Token{}, err
 	default:
