@@ -10,13 +10,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/connectors"
 	"github.com/unified-connectors/connector-operator/internal/oauth"
+	"github.com/unified-connectors/connector-operator/internal/policy"
 	"github.com/unified-connectors/connector-operator/internal/vendorclient"
 )
 
@@ -26,9 +26,9 @@ type pageView[T any] struct {
 	NextCursor string `json:"nextCursor,omitempty"`
 }
 
-// ready returns a Ready Connection's vendor client. A Connection that is not Ready (or
-// whose Connector is gone) is CONNECTION_NOT_READY: the API serves only what the
-// reconciler has vouched for.
+// ready returns the vendor client of a Connection the API may serve (notReady). One it
+// may not serve (or whose Connector is gone) is CONNECTION_NOT_READY: the API serves only
+// what the reconciler has vouched for.
 func (s *Server) ready(ctx context.Context, conn *v1alpha1.Connection) (*vendorClient, error) {
 	if err := notReady(conn); err != nil {
 		return nil, err
@@ -101,14 +101,13 @@ func (s *Server) forgetOnAuthFailure(vc *vendorClient, err error) {
 	}
 }
 
-// notReady is CONNECTION_NOT_READY with the Ready condition's reason, or nil.
+// notReady is CONNECTION_NOT_READY with the reason conn is not served, or nil. Reads
+// and search need a valid credential of an admitted Connection, not a healthy sink: a
+// Connection whose only problem is its sink (Ready=False SinkUnavailable, say) is
+// served (policy.Servable).
 func notReady(conn *v1alpha1.Connection) *apiError {
-	c := meta.FindStatusCondition(conn.Status.Conditions, v1alpha1.ReadyCondition)
-	switch {
-	case c == nil:
-		return errorf(CodeConnectionNotReady, "connection %q is not ready yet", conn.Name)
-	case c.Status != metav1.ConditionTrue:
-		return errorf(CodeConnectionNotReady, "connection %q is not ready (%s): %s", conn.Name, c.Reason, c.Message)
+	if err := policy.Servable(conn); err != nil {
+		return errorf(CodeConnectionNotReady, "%s", err.Error())
 	}
 	return nil
 }
@@ -167,8 +166,9 @@ func vendorError(ctx context.Context, err error) error {
 	}
 }
 
-// dataRoute authorizes verb on connections/data for {ns}/{name} and returns the Ready
-// Connection and its vendor client, with a context bounded by VendorTimeout.
+// dataRoute authorizes verb on connections/data for {ns}/{name} and returns the
+// Connection, if it may be served (notReady), and its vendor client, with a context
+// bounded by VendorTimeout.
 func (s *Server) dataRoute(r *http.Request, rq *request, verb string) (context.Context, context.CancelFunc, *v1alpha1.Connection, *vendorClient, error) {
 	ns, name, aerr := connectionPath(r, rq)
 	if aerr != nil {

@@ -63,9 +63,11 @@ func (src *source) scoreAt(i int) float64 {
 	return 0
 }
 
-// search answers GET /api/v1/search: it fans out to every Ready Connection the caller
-// may read, each with its own deadline, merges what came back in time, and reports each
-// source. A slow or failing source never fails or delays the answer beyond
+// search answers GET /api/v1/search: it fans out to every Connection the caller may
+// read, each with its own deadline, merges what came back in time, and reports each
+// source. A Connection the API may not serve (notReady: its credential is not valid for
+// its current generation, or it is not admitted; a failing sink does not count) is
+// reported as an error source, CONNECTION_NOT_READY, without a vendor call. A slow or failing source never fails or delays the answer beyond
 // SearchSourceTimeout.
 func (s *Server) search(w http.ResponseWriter, r *http.Request, rq *request) error {
 	tenant, aerr := tenantOf(r)
