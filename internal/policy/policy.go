@@ -88,10 +88,11 @@ func Admit(conn *v1alpha1.Connection, connector *v1alpha1.Connector, nsLabels ma
 // alone. Reads need a valid credential of an admitted Connection, not a healthy sink:
 // CredentialsValid must be True for the current generation, and Ready True, or False
 // with the reason the Synced condition is False for (the only step after the credential
-// is the sync, so Ready then speaks for the sink alone: SinkUnavailable, SinkRejected,
-// the sink's EgressDenied or a missing sink Secret). Ready still summarises both. A
-// refusal carries Ready's reason and message (Progressing while a new generation is
-// checked).
+// is the sync, so Ready then speaks for the sync: SinkUnavailable, SinkRejected, the
+// sink's EgressDenied or a missing sink Secret), unless that reason is a verdict on the
+// credential or the admission, which a sync can reach too (a vendor 401 or 4xx during
+// the sync is CredentialsRejected). Ready still summarises both. A refusal carries
+// Ready's reason and message (Progressing while a new generation is checked).
 func Servable(conn *v1alpha1.Connection) error {
 	ready := meta.FindStatusCondition(conn.Status.Conditions, v1alpha1.ReadyCondition)
 	creds := meta.FindStatusCondition(conn.Status.Conditions, v1alpha1.CredentialsValidCondition)
@@ -114,8 +115,21 @@ func Servable(conn *v1alpha1.Connection) error {
 	}
 }
 
-// syncOnly reports whether a False Ready is the Synced condition's failure.
+// syncOnly reports whether a False Ready is the Synced condition's failure, and not one
+// that says the credential or the admission is wrong.
 func syncOnly(conn *v1alpha1.Connection, ready *metav1.Condition) bool {
 	synced := meta.FindStatusCondition(conn.Status.Conditions, v1alpha1.SyncedCondition)
-	return synced != nil && synced.Status == metav1.ConditionFalse && synced.Reason == ready.Reason
+	return synced != nil && synced.Status == metav1.ConditionFalse && synced.Reason == ready.Reason &&
+		!notServedReasons[ready.Reason]
+}
+
+// notServedReasons are verdicts on the credential or the admission: never served, even
+// when the sync is what reported them.
+var notServedReasons = map[string]bool{
+	v1alpha1.CredentialsRejectedReason:  true,
+	v1alpha1.RefreshFailedReason:        true,
+	v1alpha1.ConnectorNotFoundReason:    true,
+	v1alpha1.ConnectorNotReadyReason:    true,
+	v1alpha1.NamespaceNotAllowedReason:  true,
+	v1alpha1.AuthMethodNotAllowedReason: true,
 }

@@ -146,6 +146,14 @@ func TestServable(t *testing.T) {
 		{name: "namespace refused after a sink failure", conds: []metav1.Condition{
 			cond(v1alpha1.ReadyCondition, F, v1alpha1.NamespaceNotAllowedReason, 3), credsOK, cond(v1alpha1.SyncedCondition, F, v1alpha1.SinkUnavailableReason, 3)},
 			reason: v1alpha1.NamespaceNotAllowedReason},
+		{name: "sync found the credential rejected", conds: []metav1.Condition{
+			cond(v1alpha1.ReadyCondition, F, v1alpha1.CredentialsRejectedReason, 3), credsOK, cond(v1alpha1.SyncedCondition, F, v1alpha1.CredentialsRejectedReason, 3)},
+			reason: v1alpha1.CredentialsRejectedReason},
+		{name: "sync found the refresh token refused", conds: []metav1.Condition{
+			cond(v1alpha1.ReadyCondition, F, v1alpha1.RefreshFailedReason, 3), credsOK, cond(v1alpha1.SyncedCondition, F, v1alpha1.RefreshFailedReason, 3)},
+			reason: v1alpha1.RefreshFailedReason},
+		{name: "sink's egress refused", conds: []metav1.Condition{
+			cond(v1alpha1.ReadyCondition, F, v1alpha1.EgressDeniedReason, 3), credsOK, cond(v1alpha1.SyncedCondition, F, v1alpha1.EgressDeniedReason, 3)}},
 		{name: "vendor unreachable", conds: []metav1.Condition{
 			cond(v1alpha1.ReadyCondition, F, v1alpha1.VendorUnreachableReason, 3), credsOK},
 			reason: v1alpha1.VendorUnreachableReason},
