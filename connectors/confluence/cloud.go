@@ -366,6 +366,10 @@ func (c *Client) cloudCreate(ctx context.Context, item connectors.NewItem) (conn
 	return c.v2Item(p, item.Container, c.api.Op(http.MethodPost, path))
 }
 
+// cloudLiveIDs lists the pages of a space by ascending id (GET
+// /wiki/api/v2/spaces/{id}/pages?sort=id): v2's cursor is a position in that order, so
+// a page deleted or created during the walk moves nothing and every page live throughout
+// is listed exactly once. Answers are checked to keep to the order (see dcLiveIDs).
 func (c *Client) cloudLiveIDs(ctx context.Context, container connectors.Container, cur string) (connectors.Page[string], error) {
 	var page connectors.Page[string]
 	spaceID := container.ID
@@ -376,12 +380,13 @@ func (c *Client) cloudLiveIDs(ctx context.Context, container connectors.Containe
 		}
 	}
 	path := v2 + "/spaces/" + spaceID + "/pages"
-	st, err := decodeCursor(cur, opLiveIDs, queryDigest(spaceID))
+	digest := queryDigest(spaceID, "id")
+	st, err := decodeCursor(cur, opLiveIDs, digest)
 	if err != nil {
 		return page, c.invalid(http.MethodGet, path, err.Error())
 	}
 	// No body-format: ids are all pruning needs, and bodies are most of the weight.
-	params := url.Values{"limit": {strconv.Itoa(maxLimit)}}
+	params := url.Values{"limit": {strconv.Itoa(maxLimit)}, "sort": {"id"}}
 	if st.Token != "" {
 		params.Set("cursor", st.Token)
 	}
@@ -391,12 +396,14 @@ func (c *Client) cloudLiveIDs(ctx context.Context, container connectors.Containe
 	if err := c.api.Get(ctx, path, params, &list); err != nil {
 		return page, err
 	}
-	page.Items = make([]string, 0, len(list.Results))
+	ids := make([]string, 0, len(list.Results))
 	for _, p := range list.Results {
-		page.Items = append(page.Items, p.ID)
+		ids = append(ids, p.ID)
 	}
-	page.NextCursor, err = c.nextPage(opLiveIDs, queryDigest(spaceID), http.MethodGet, path, list.Links.Next)
-	return page, err
+	if page.Items, err = rising(ids, st.ID); err != nil {
+		return connectors.Page[string]{}, c.badAnswer(http.MethodGet, path, err.Error(), nil)
+	}
+	return c.liveIDsNext(page, st.ID, digest, path, list.Links.Next)
 }
 
 // instant renders t for a query digest: the same instant gives the same string whatever

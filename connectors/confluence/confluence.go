@@ -10,7 +10,8 @@
 //	                Cloud                                          Data Center
 //	Identity        GET /wiki/rest/api/user/current                GET /rest/api/user/current
 //	Containers      GET /wiki/api/v2/spaces                        GET /rest/api/space
-//	Items, LiveIDs  GET /wiki/api/v2/spaces/{id}/pages             GET /rest/api/content?spaceKey=…&type=page
+//	Items           GET /wiki/api/v2/spaces/{id}/pages             GET /rest/api/content?spaceKey=…&type=page
+//	LiveIDs         GET /wiki/api/v2/spaces/{id}/pages?sort=id     GET /rest/api/content/scan?spaceKey=… (7.18+)
 //	Item            GET /wiki/api/v2/pages/{id}                    GET /rest/api/content/{id}
 //	Comments        GET /wiki/api/v2/pages/{id}/footer-comments    GET /rest/api/content/{id}/child/comment
 //	Search          GET /wiki/rest/api/search?cql=…                GET /rest/api/content/search?cql=…

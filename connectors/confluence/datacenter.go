@@ -2,6 +2,7 @@ package confluence
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -270,29 +271,82 @@ func (c *Client) dcCreate(ctx context.Context, item connectors.NewItem) (connect
 	return c.v1Item(ct, item.Container, c.api.Op(http.MethodPost, path))
 }
 
+// dcLiveIDs lists the pages of a space by ascending id with GET /rest/api/content/scan
+// (Confluence Data Center 7.18 and later), whose cursor is a position in that order: a
+// page deleted or created during the walk moves nothing, so every page live throughout is
+// listed, exactly once. The start offsets of GET /rest/api/content would shift under a
+// deletion and leave a live page out of a snapshot that consumers prune by. Each answer
+// is checked to keep to that order (ids rising, past the last one listed): one that does
+// not is an error, never a page of a snapshot that may be incomplete.
 func (c *Client) dcLiveIDs(ctx context.Context, container connectors.Container, cur string) (connectors.Page[string], error) {
 	var page connectors.Page[string]
-	path := "/rest/api/content"
+	path := "/rest/api/content/scan"
 	if container.Key == "" {
 		return page, c.invalid(http.MethodGet, path, "a space key is required")
 	}
-	st, err := decodeCursor(cur, opLiveIDs, queryDigest(container.Key))
+	digest := queryDigest("scan", container.Key)
+	st, err := decodeCursor(cur, opLiveIDs, digest)
 	if err != nil {
 		return page, c.invalid(http.MethodGet, path, err.Error())
 	}
-	params := pageParams(st, maxLimit)
-	params.Set("spaceKey", container.Key)
-	params.Set("type", "page")
+	params := url.Values{"spaceKey": {container.Key}, "type": {"page"}, "limit": {strconv.Itoa(maxLimit)}}
+	if st.Token != "" {
+		params.Set("cursor", st.Token)
+	}
 	var list v1List[struct {
 		ID string `json:"id"`
 	}]
 	if err := c.api.Get(ctx, path, params, &list); err != nil {
+		if connectors.KindOf(err) == connectors.KindNotFound {
+			return page, &connectors.Error{Kind: connectors.KindNotFound, Vendor: Type, Op: c.api.Op(http.MethodGet, path),
+				Status: http.StatusNotFound, Reason: "no such space, or no content scan (Confluence Data Center 7.18 or later)", Err: err}
+		}
 		return page, err
 	}
-	page.Items = make([]string, 0, len(list.Results))
+	ids := make([]string, 0, len(list.Results))
 	for _, ct := range list.Results {
-		page.Items = append(page.Items, ct.ID)
+		ids = append(ids, ct.ID)
 	}
-	page.NextCursor, err = c.nextPage(opLiveIDs, queryDigest(container.Key), http.MethodGet, path, list.Links.Next)
-	return page, err
+	if page.Items, err = rising(ids, st.ID); err != nil {
+		return connectors.Page[string]{}, c.badAnswer(http.MethodGet, path, err.Error(), nil)
+	}
+	return c.liveIDsNext(page, st.ID, digest, path, list.Links.Next)
+}
+
+// errNotRising is a listing by id that went back: the walk cannot vouch for it.
+var errNotRising = errors.New("page ids out of order in a listing by id")
+
+// rising checks that ids are numeric and strictly rising, all after after (the last id
+// listed before; "" at the start), and returns them.
+func rising(ids []string, after string) ([]string, error) {
+	for _, id := range ids {
+		if !numericID(id) || (after != "" && compareIDs(id, after) <= 0) {
+			return nil, errNotRising
+		}
+		after = id
+	}
+	return ids, nil
+}
+
+// liveIDsNext sets page's cursor from the vendor's next link, remembering the last id
+// listed (after, when the page is empty) so that the next answer can be checked to go
+// on after it.
+func (c *Client) liveIDsNext(page connectors.Page[string], after, digest, path, link string) (connectors.Page[string], error) {
+	token, start, more, err := nextFromLink(link)
+	if err != nil {
+		return connectors.Page[string]{}, c.badAnswer(http.MethodGet, path, err.Error(), nil)
+	}
+	if !more {
+		return page, nil
+	}
+	if start != 0 || token == "" {
+		// An offset would shift under a deletion: nothing here pages by one.
+		return connectors.Page[string]{}, c.badAnswer(http.MethodGet, path, "a listing by id answered an offset", nil)
+	}
+	next := cursor{Op: opLiveIDs, Q: digest, Token: token, ID: after}
+	if n := len(page.Items); n > 0 {
+		next.ID = page.Items[n-1]
+	}
+	page.NextCursor = next.encode()
+	return page, nil
 }

@@ -353,10 +353,20 @@ func TestNaiveDateJQLSkipsOrRepeats(t *testing.T) {
 func must(ids []string, _ string) []string { return ids }
 
 // TestLiveIDs lists a project's ids while issues are deleted and created between
-// pages: every issue live throughout is listed exactly once.
+// pages, on Cloud and on Data Center: every issue live throughout is listed exactly once.
 func TestLiveIDs(t *testing.T) {
+	for _, deployment := range []string{connectors.DeploymentCloud, connectors.DeploymentDataCenter} {
+		t.Run(deployment, func(t *testing.T) { testLiveIDs(t, deployment) })
+	}
+}
+
+func testLiveIDs(t *testing.T, deployment string) {
 	fake := newSeededFake(t, 2, 250, 0)
-	c := newClient(t, cloudConfig(fake, alice))
+	cfg := cloudConfig(fake, alice)
+	if deployment == connectors.DeploymentDataCenter {
+		cfg = dcConfig(fake)
+	}
+	c := newClient(t, cfg)
 	before := projectIssues(fake, "PRJA")
 
 	first, err := c.LiveIDs(t.Context(), connectors.Container{Key: "PRJA"}, "")

@@ -126,6 +126,10 @@ var handRules = []handRule{
 		check:  checkList(checkContent)},
 	{method: http.MethodPost, path: regexp.MustCompile(`^/rest/api/content$`), params: []string{"status", "expand"},
 		check: checkContent},
+	// Confluence Data Center 7.18 and later: pages by ascending id, paged by a cursor.
+	{method: http.MethodGet, path: regexp.MustCompile(`^/rest/api/content/scan$`),
+		params: []string{"type", "spaceKey", "status", "postingDay", "expand", "cursor", "limit"},
+		check:  checkScan},
 	{method: http.MethodGet, path: regexp.MustCompile(`^/rest/api/content/search$`),
 		params: []string{"cql", "cqlcontext", "expand", "start", "limit", "cursor"}, required: []string{"cql"},
 		check: checkList(checkContent)},
@@ -314,6 +318,41 @@ func checkList(item func(any) error) func(any) error {
 		}
 		return s.err()
 	}
+}
+
+// checkScan checks Data Center's content scan: cursor-paged (cursor, nextCursor and
+// prevCursor, no start), results as content, a next link to the scan itself.
+func checkScan(v any) error {
+	var s shape
+	m := s.obj(v, "scan")
+	for _, k := range []string{"limit", "size"} {
+		s.num(m, k, "scan")
+	}
+	s.str(m, "cursor", "scan")
+	if _, ok := m["start"]; ok {
+		s.problems = append(s.problems, "scan has a start offset; it pages by cursor")
+	}
+	for _, k := range []string{"nextCursor", "prevCursor"} {
+		if _, ok := m[k]; ok {
+			s.str(m, k, "scan")
+		}
+	}
+	links := s.obj(m["_links"], "scan._links")
+	if next, ok := links["next"]; ok {
+		if n, _ := next.(string); !strings.HasPrefix(n, "/rest/api/content/scan?") {
+			s.problems = append(s.problems, fmt.Sprintf("scan._links.next = %v is not a scan path", next))
+		}
+	}
+	results, ok := m["results"].([]any)
+	if !ok {
+		s.problems = append(s.problems, "scan.results is not an array")
+	}
+	for i, r := range results {
+		if err := checkContent(r); err != nil {
+			s.problems = append(s.problems, fmt.Sprintf("results[%d]: %v", i, err))
+		}
+	}
+	return s.err()
 }
 
 // checkSpace: id (a number in v1), key, name, type.

@@ -55,6 +55,7 @@ func TestConfluenceDoerRoutes(t *testing.T) {
 		"/wiki/rest/api/user/current": `{"type":"known","accountId":"a","displayName":"A"}`,
 		"/rest/api/content/12":        `{"id":"12","type":"page","title":"T","version":{"when":"2024-01-31T21:00:00.000+11:00","number":2}}`,
 		"/rest/api/content/search":    `{"results":[{"id":"12","type":"page","title":"T","version":{"when":"yesterday","number":2}}],"start":0,"limit":25,"size":1,"_links":{}}`,
+		"/rest/api/content/scan":      `{"results":[{"id":"12","type":"page","title":"T"}],"cursor":"content:false:null","nextCursor":"content:false:12","limit":1,"size":1,"_links":{"next":"/rest/api/content/scan?cursor=content%3Afalse%3A12&limit=1"}}`,
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := strings.TrimPrefix(r.URL.Path, "/ex/confluence/cloud-1")
@@ -83,6 +84,8 @@ func TestConfluenceDoerRoutes(t *testing.T) {
 		{"GET", "/rest/api/space?start=0&limit=25", ""},
 		{"GET", "/rest/api/content/12?expand=version", ""},
 		{"GET", "/rest/api/content/search?cql=x", "results[0]: content.version.when = \"yesterday\" is not an RFC 3339 time"},
+		{"GET", "/rest/api/content/scan?spaceKey=A&type=page&limit=1&cursor=content%3Afalse%3A11", ""},
+		{"GET", "/rest/api/content/scan?spaceKey=A&start=200", "undeclared query parameter start"},
 		{"GET", "/wiki/rest/api/space", "no Confluence operation"},
 		{"DELETE", "/rest/api/content/12", "no Confluence operation"},
 		{"GET", "/wiki/api/v2/no-such-thing", "no matching operation"},

@@ -17,6 +17,7 @@ import "net/http"
 //	Data Center
 //	  GET  /rest/api/space                            start, limit, spaceKey
 //	  GET  /rest/api/content                          spaceKey, type=page, expand, start, limit
+//	  GET  /rest/api/content/scan                     spaceKey, type=page, status, expand, cursor, limit (7.18+)
 //	  GET  /rest/api/content/{id}                     expand
 //	  GET  /rest/api/content/{id}/child/comment       expand, location, start, limit
 //	  GET  /rest/api/content/search                   cql, expand, start, limit, cursor
@@ -40,6 +41,7 @@ func (s *Server) confluenceRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /rest/api/content", s.authenticated(s.dcContent))
 	mux.Handle("POST /rest/api/content", s.authenticated(s.dcCreate))
 	mux.Handle("GET /rest/api/content/search", s.authenticated(s.dcSearch))
+	mux.Handle("GET /rest/api/content/scan", s.authenticated(s.dcScan))
 	mux.Handle("GET /rest/api/content/{id}", s.authenticated(s.dcContentByID))
 	mux.Handle("GET /rest/api/content/{id}/child/comment", s.authenticated(s.dcComments))
 }

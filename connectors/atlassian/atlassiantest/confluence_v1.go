@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -369,6 +370,116 @@ func (s *Server) dcContent(w http.ResponseWriter, r *http.Request, a Account) {
 		results = append(results, f.content(c.spaceByIDLocked(p.spaceID), p, expandOf(r)))
 	}
 	writeJSON(w, http.StatusOK, v1Page(r, f, "/rest/api/content", start, limit, len(pages), orEmpty(results)))
+}
+
+// dcScanMax is the most pages one scan answers.
+const dcScanMax = 200
+
+// dcScan answers Data Center's GET /rest/api/content/scan (Confluence 7.18 and later):
+// the pages of a space (spaceKey; type page, the only type scan serves) from the
+// database, in ascending id order, paged by a cursor that is a position in that order:
+// "content:false:<id>" continues after id, "content:true:<id>" goes back before it. A
+// page deleted between two requests therefore shifts nothing, unlike start offsets.
+// nextCursor (and _links.next) comes with every full page, so the last page may be
+// empty; prevCursor with every page after the first.
+func (s *Server) dcScan(w http.ResponseWriter, r *http.Request, a Account) {
+	q := r.URL.Query()
+	limit := 25
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			v1Error(w, r, http.StatusBadRequest, "limit must be a non-negative integer")
+			return
+		}
+		limit = min(n, dcScanMax)
+	}
+	if t := q.Get("type"); t != "" && t != "page" {
+		v1Error(w, r, http.StatusBadRequest, "Scan supports pages only")
+		return
+	}
+	if st := q.Get("status"); st != "" && st != "current" {
+		writeJSON(w, http.StatusOK, scanPage(r, s.v1Flavour(r, a, true), q.Get("cursor"), nil, false, limit))
+		return
+	}
+	backward, after := false, ""
+	if cur := q.Get("cursor"); cur != "" {
+		dir, id, ok := strings.Cut(strings.TrimPrefix(cur, "content:"), ":")
+		if !strings.HasPrefix(cur, "content:") || !ok || (dir != "true" && dir != "false") || (id != "null" && !isNumericID(id)) {
+			v1Error(w, r, http.StatusBadRequest, "Invalid cursor")
+			return
+		}
+		backward = dir == "true"
+		if id != "null" {
+			after = id
+		}
+	}
+	f := s.v1Flavour(r, a, true)
+	c := s.confluence()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	spaceID := ""
+	if key := q.Get("spaceKey"); key != "" {
+		sp := c.spaceByKeyLocked(key)
+		if sp == nil {
+			v1Error(w, r, http.StatusNotFound, "No space with key : "+key)
+			return
+		}
+		spaceID = sp.id
+	}
+	pages := c.pagesLocked(spaceID) // by id
+	var window []*cfPage
+	if backward {
+		i := len(pages)
+		if after != "" {
+			i, _ = slices.BinarySearchFunc(pages, after, func(p *cfPage, id string) int { return compareIDs(p.id, id) })
+		}
+		window = pages[max(i-limit, 0):i]
+	} else {
+		i := 0
+		if after != "" {
+			i, _ = slices.BinarySearchFunc(pages, after, func(p *cfPage, id string) int { return compareIDs(p.id, id) })
+			for i < len(pages) && compareIDs(pages[i].id, after) <= 0 {
+				i++
+			}
+		}
+		window = pages[i:min(i+limit, len(pages))]
+	}
+	results := make([]any, 0, len(window))
+	for _, p := range window {
+		results = append(results, f.content(c.spaceByIDLocked(p.spaceID), p, expandOf(r)))
+	}
+	writeJSON(w, http.StatusOK, scanPage(r, f, q.Get("cursor"), results, len(window) == limit && limit > 0, limit))
+}
+
+// scanPage is a scan answer around results. The cursors name the last and first ids
+// of results.
+func scanPage(r *http.Request, f v1Flavour, cur string, results []any, full bool, limit int) map[string]any {
+	if cur == "" {
+		cur = "content:false:null"
+	}
+	self := f.base + "/rest/api/content/scan"
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		self += "?cursor=" + url.QueryEscape(c)
+	}
+	links := map[string]any{"base": f.base, "context": strings.TrimPrefix(f.base, siteBase(r)), "self": self}
+	out := map[string]any{"results": orEmpty(results), "cursor": cur, "limit": limit, "size": len(results), "_links": links}
+	link := func(c string) string {
+		q := r.URL.Query()
+		q.Set("cursor", c)
+		q.Set("limit", strconv.Itoa(limit))
+		return "/rest/api/content/scan?" + q.Encode()
+	}
+	if full {
+		last := results[len(results)-1].(map[string]any)["id"].(string)
+		out["nextCursor"] = "content:false:" + last
+		links["next"] = link("content:false:" + last)
+	}
+	if r.URL.Query().Get("cursor") != "" && len(results) > 0 {
+		first := results[0].(map[string]any)["id"].(string)
+		out["prevCursor"] = "content:true:" + first
+		links["prev"] = link("content:true:" + first)
+	}
+	return out
 }
 
 // dcContentByID answers GET /rest/api/content/{id}.

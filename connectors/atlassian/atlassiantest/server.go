@@ -83,7 +83,8 @@ type Server struct {
 	faults   [targets]faultSlot
 	limiter  *rate.Limiter // nil when rate limiting is off
 	oauth    oauthState
-	requests []*Request // pointers, so an answer can fill in its own entry after a reset
+	requests []*Request   // pointers, so an answer can fill in its own entry after a reset
+	hooks    []*afterHook // from AfterRequest, not fired yet
 
 	// Each product's content, created on first use (jira_site.go, confluence_data.go).
 	jiraOnce        sync.Once
@@ -230,6 +231,19 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		if tgt == apiTarget && !s.admit(rec, r) {
 			return
 		}
+		if hook := s.takeHook(r.URL.Path); hook != nil {
+			// The whole answer waits for the hook, so that the client sees the content
+			// change only after this answer, and before it can ask again.
+			buf := httptest.NewRecorder()
+			next.ServeHTTP(buf, r)
+			hook()
+			for k, v := range buf.Header() {
+				rec.Header()[k] = v
+			}
+			rec.WriteHeader(buf.Code)
+			_, _ = rec.Write(buf.Body.Bytes())
+			return
+		}
 		if f.Truncate {
 			tw := &truncatingWriter{ResponseWriter: rec}
 			next.ServeHTTP(tw, r)
@@ -238,6 +252,51 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// afterHook is a function to run after the n-th answer to path.
+type afterHook struct {
+	path string
+	n    int
+	fn   func()
+}
+
+// AfterRequest runs fn once, when the fake has answered the n-th request from now (n ≥ 1)
+// whose path, without a gateway prefix, is path (for example /rest/api/content/scan):
+// after the answer is made and before the client receives it, so that fn changes the
+// content between two pages of a walk, deterministically. fn must not call back into
+// the fake through HTTP; its helpers (DeletePage, UpdateIssue, …) are fine.
+func (s *Server) AfterRequest(path string, n int, fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hooks = append(s.hooks, &afterHook{path: path, n: max(n, 1), fn: fn})
+}
+
+// takeHook counts a request to path against the hooks and returns the functions due
+// after its answer (nil when none).
+func (s *Server) takeHook(path string) func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var due []func()
+	keep := s.hooks[:0]
+	for _, h := range s.hooks {
+		if h.path == path {
+			if h.n--; h.n == 0 {
+				due = append(due, h.fn)
+				continue
+			}
+		}
+		keep = append(keep, h)
+	}
+	s.hooks = keep
+	if len(due) == 0 {
+		return nil
+	}
+	return func() {
+		for _, fn := range due {
+			fn()
+		}
+	}
 }
 
 // gatewayKey carries the gateway prefix (for example /ex/jira/{id}) of a request that came
