@@ -266,15 +266,16 @@ func waitStored(t *testing.T, fake *atlassiantest.Server, key client.ObjectKey, 
 	}
 }
 
-// expire moves the Secret's expiry into the past, so the next Fresh refreshes.
+// expire moves the Secret's expiry into the past (as the admin), so the next Fresh
+// refreshes.
 func expire(t *testing.T, key client.ObjectKey) {
 	t.Helper()
 	var s corev1.Secret
-	if err := k8s.Get(context.Background(), key, &s); err != nil {
+	if err := admin.Get(context.Background(), key, &s); err != nil {
 		t.Fatal(err)
 	}
 	s.Data[KeyExpiry] = []byte(time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
-	if err := k8s.Update(context.Background(), &s); err != nil {
+	if err := admin.Update(context.Background(), &s); err != nil {
 		t.Fatal(err)
 	}
 }
