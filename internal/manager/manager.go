@@ -9,11 +9,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -78,6 +80,14 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			// Never cache Secret data: reads go live to the API server.
 			DisableFor: []client.Object{&corev1.Secret{}},
 		}},
+		Cache: cache.Options{
+			// Nothing reads managedFields; they are often the larger part of an object.
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				// The Secret watches are metadata only, but metadata can carry the data.
+				&corev1.Secret{}: {Transform: stripSecretMetadata},
+			},
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
@@ -149,6 +159,27 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// stripSecretMetadata is the cache transform of Secrets (watched as metadata only): it drops
+// kubectl's last-applied-configuration annotation, which holds the whole Secret, data
+// included, for anything applied with kubectl, and managedFields, so that no Secret data
+// stays in the manager's memory.
+func stripSecretMetadata(in any) (any, error) {
+	obj, err := meta.Accessor(in)
+	if err != nil {
+		return in, nil // a tombstone: its object was transformed when it was stored
+	}
+	if ann := obj.GetAnnotations(); ann != nil {
+		if _, ok := ann[corev1.LastAppliedConfigAnnotation]; ok {
+			delete(ann, corev1.LastAppliedConfigAnnotation)
+			obj.SetAnnotations(ann)
+		}
+	}
+	if obj.GetManagedFields() != nil {
+		obj.SetManagedFields(nil)
+	}
+	return in, nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -35,6 +35,10 @@ import (
 	"github.com/unified-connectors/connector-operator/internal/wait"
 )
 
+// The refresher reads a Connection's Secret live and writes the rotated tokens (and its
+// lock annotation) back.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;update
+
 // Secret keys of an oauth2 Connection (DESIGN.md).
 const (
 	KeyAccessToken  = "accessToken"

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -24,7 +23,6 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
@@ -33,6 +31,7 @@ import (
 	"github.com/unified-connectors/connector-operator/internal/manager"
 	"github.com/unified-connectors/connector-operator/internal/syncer"
 	"github.com/unified-connectors/connector-operator/internal/syncer/sinktest"
+	"github.com/unified-connectors/connector-operator/internal/testenv"
 )
 
 const (
@@ -41,8 +40,14 @@ const (
 )
 
 var (
+	// cfg is the manager's config: it acts as the operator's ServiceAccount, which holds
+	// only the RBAC config/rbac ships, so a verb the code lacks fails here as in a cluster.
 	cfg *rest.Config
+	// k8s is a direct admin client, for setting tests up and for assertions.
 	k8s client.Client
+	// operator is a direct client on cfg, for operator code a test runs without the
+	// manager (a WebhookHandler, say).
+	operator client.Client
 )
 
 func TestMain(m *testing.M) {
@@ -55,7 +60,7 @@ func TestMain(m *testing.M) {
 }
 
 var (
-	env     *envtest.Environment
+	env     *testenv.Environment
 	envOnce sync.Once
 	envErr  error
 )
@@ -65,17 +70,11 @@ var (
 func controlPlane(t testing.TB) {
 	t.Helper()
 	envOnce.Do(func() {
-		env = &envtest.Environment{
-			CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-			ErrorIfCRDPathMissing: true,
-		}
-		if cfg, envErr = env.Start(); envErr != nil {
+		if env, envErr = testenv.Start(testenv.Options{Namespace: operatorNamespace, Scheme: manager.Scheme}); envErr != nil {
 			return
 		}
-		if k8s, envErr = client.New(cfg, client.Options{Scheme: manager.Scheme}); envErr != nil {
-			return
-		}
-		envErr = k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}})
+		cfg, k8s = env.ManagerConfig, env.Client
+		operator, envErr = client.New(cfg, client.Options{Scheme: manager.Scheme})
 	})
 	if envErr != nil {
 		t.Fatalf("control plane: %v", envErr)

@@ -23,6 +23,10 @@ import (
 	"github.com/unified-connectors/connector-operator/internal/vendorclient"
 )
 
+// The receiver patches Connections' annotations (it reads them with the manager's
+// existing get/list/watch).
+// +kubebuilder:rbac:groups=connectors.unified.dev,resources=connections,verbs=patch
+
 // Webhook receiver limits.
 const (
 	// MaxWebhookBody is the largest payload accepted; Jira's issue events are far
