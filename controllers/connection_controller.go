@@ -82,11 +82,10 @@ type probeInputs struct {
 }
 
 // +kubebuilder:rbac:groups=connectors.unified.dev,resources=connections,verbs=get;list;watch
-// +kubebuilder:rbac:groups=connectors.unified.dev,resources=connections/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=connectors.unified.dev,resources=connections/status,verbs=patch
 // +kubebuilder:rbac:groups=connectors.unified.dev,resources=connectors,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile runs the fixed skeleton: fetch → deferred status patch → steps in order.

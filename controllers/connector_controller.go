@@ -33,7 +33,7 @@ type ConnectorReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=connectors.unified.dev,resources=connectors,verbs=get;list;watch
-// +kubebuilder:rbac:groups=connectors.unified.dev,resources=connectors/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=connectors.unified.dev,resources=connectors/status,verbs=patch
 
 // Reconcile validates the Connector and refreshes its counts.
 func (r *ConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
