@@ -534,7 +534,7 @@ func TestWebhook(t *testing.T) {
 	g.Eventually(synced(t, key), time.Minute).Should(Equal("True/Succeeded"))
 
 	mux := http.NewServeMux()
-	mux.Handle("POST /webhooks/v1/namespaces/{ns}/connections/{name}", &syncer.WebhookHandler{Client: k8s, Reader: k8s})
+	mux.Handle("POST /webhooks/v1/namespaces/{ns}/connections/{name}", &syncer.WebhookHandler{Client: operator, Reader: operator})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	post := func(path string, body []byte, signature string) int {
@@ -565,7 +565,7 @@ func TestWebhook(t *testing.T) {
 	g.Expect(post(path, stale, syncer.Sign(secret, stale))).To(Equal(http.StatusUnauthorized), "stale")
 	big := bytes.Repeat([]byte("x"), syncer.MaxWebhookBody+1)
 	g.Expect(post(path, big, syncer.Sign(secret, big))).To(Equal(http.StatusRequestEntityTooLarge), "oversize")
-	g.Expect(post("/webhooks/v1/namespaces/"+key.Namespace+"/connections/nope", body, syncer.Sign(secret, body))).To(Equal(http.StatusNotFound), "unknown Connection")
+	g.Expect(post("/webhooks/v1/namespaces/"+key.Namespace+"/connections/nope", body, syncer.Sign(secret, body))).To(Equal(http.StatusUnauthorized), "unknown Connection")
 	g.Consistently(func() int { return len(s.fake.Requests()) }, time.Second).Should(BeZero(), "refused webhooks reach no vendor")
 	g.Expect(s.sink.Check().Distinct).To(Equal(100))
 
