@@ -31,7 +31,11 @@ import (
 //     come in the index's order, so each page of results is sorted by (time, id) here.
 //     Memory is bounded by limit plus one page of hits: the selection keeps the first
 //     limit candidates and stops reading once it is full and hits are newer than its
-//     last.
+//     last. A call reads at most maxWalkRequests pages of hits and returns what is final,
+//     but always reads the tie group it is in to its end: CQL cannot bound a query by id
+//     or to the millisecond, so a bulk edit of thousands of pages in one millisecond is
+//     one group, read whole by every call that returns part of it (N hits cost about
+//     N/limit calls of N/walkPage requests), each of its pages exactly once, in id order.
 //  3. Resume by keyset, checked. The cursor holds the last item returned (time, id) —
 //     the next page starts strictly after it, so nothing repeats within a run — and the
 //     offset at which its tie group starts, with the hit just before that offset as an
@@ -75,6 +79,9 @@ const zoneSlack = 26 * time.Hour
 const (
 	maxWalkRequests = 20
 	maxRestarts     = 3
+	// maxTieRequests bounds the pages of hits read past maxWalkRequests to finish one
+	// tie group: far more hits than one instant ever holds (see Changes).
+	maxTieRequests = 1000
 )
 
 // cqlDateLayout is how CQL spells a minute.
@@ -211,8 +218,22 @@ func (c *Client) Changes(ctx context.Context, q connectors.ChangeQuery) (connect
 	if st.AID != "" {
 		w.prev = &searchHit{id: st.AID, at: st.AT}
 	}
-	full, exhausted, restarts := false, false, 0
-	for req := 0; req < maxWalkRequests && !full && !exhausted; req++ {
+	full, exhausted, boundary, restarts := false, false, false, 0
+	for req := 0; !full && !exhausted && !boundary; req++ {
+		// Past the request bound the walk only finishes the tie group it is in, and stops
+		// at the next one: a call that stopped inside a group could return none of it
+		// (its members are sorted by id, so any unread one may come first), and the next
+		// call would start the group over, for ever once a group (a bulk edit) holds
+		// more hits than one call reads. However large, a group is read to its end.
+		finishing := req >= maxWalkRequests
+		if finishing && w.prev == nil {
+			break // nothing read in the bound: no group to finish
+		}
+		if req >= maxWalkRequests+maxTieRequests {
+			return connectors.Page[connectors.Item]{}, &connectors.Error{Kind: connectors.KindUnavailable,
+				Vendor: Type, Op: c.api.Op(http.MethodGet, path), Status: http.StatusOK,
+				Reason: "search answered no end to the pages sharing one modification time"}
+		}
 		from, size := pos, c.walkPage
 		check := w.prev != nil && pos > 0
 		if check {
@@ -238,9 +259,16 @@ func (c *Client) Changes(ctx context.Context, q connectors.ChangeQuery) (connect
 			hits = hits[1:]
 		}
 		for i, h := range hits {
+			if finishing && h.at != w.group.at {
+				boundary, pos = true, pos+i // h starts the next group: stop before it
+				break
+			}
 			if full = w.see(h, pos+i); full {
 				break
 			}
+		}
+		if boundary {
+			break
 		}
 		pos += len(hits)
 		// A page holding only the hit read again makes no progress; the request bound
@@ -249,16 +277,19 @@ func (c *Client) Changes(ctx context.Context, q connectors.ChangeQuery) (connect
 	}
 
 	sel := w.sel
-	more := full || w.dropped
-	if !full && !exhausted {
-		// Out of requests mid-walk: the tie group being read may go on, so only what is
-		// older is final.
+	more := full || w.dropped || boundary
+	if !full && !exhausted && !boundary {
+		// Out of requests before anything was read: nothing is final.
 		more = true
 		sel = slices.DeleteFunc(sel, func(c candidate) bool { return c.hit.at >= w.group.at })
 	}
 	if more {
 		next := cursor{Op: opChanges, Q: digest}
 		g := w.group
+		if boundary {
+			// Every group before pos is read to its end: go on from pos.
+			g = tieGroup{offset: pos, anchor: w.prev}
+		}
 		if len(sel) > 0 {
 			last := sel[len(sel)-1]
 			next.T, next.ID, g = last.hit.at, last.hit.id, last.group

@@ -13,23 +13,28 @@ import (
 )
 
 // Changes and LiveIDs page by key set, not by Jira's tokens. Each page is a fresh query
-// from the last position delivered,
+// from the last issue delivered, (M, A): its time in epoch milliseconds and its id,
 //
-//	project = "KEY" AND updated >= <epoch ms> [AND (filter)] ORDER BY updated ASC, id ASC
+//	project = "KEY" AND updated >= M AND (updated >= M+1 OR id > A) [AND (filter)]
+//	ORDER BY updated ASC, id ASC
 //
-// and the issues delivered at exactly that millisecond are skipped by id. Offset-like
-// tokens would skip an issue whenever one on an earlier page changed (and so moved to
-// the end) between two requests; a key-set position cannot move. The bound is epoch
-// milliseconds because Jira reads a date string in the time zone of the account that
-// searches, with minute precision: a UTC cursor sent as "2024/01/31 10:00" skips or
-// repeats issues for an account in Sydney or Los Angeles.
+// (the first page: project = "KEY" AND updated >= <Since> …). Offset-like tokens would
+// skip an issue whenever one on an earlier page changed (and so moved to the end)
+// between two requests; a key-set position cannot move. Because the position names an
+// id as well as a millisecond, any number of issues sharing one millisecond (a bulk edit
+// of thousands) pages through in id order, each exactly once, with a cursor of constant
+// size. The bound is epoch milliseconds because Jira reads a date string in the time
+// zone of the account that searches, with minute precision: a UTC cursor sent as
+// "2024/01/31 10:00" skips or repeats issues for an account in Sydney or Los Angeles.
+// Should Jira round a millisecond bound down, the query only widens: issues before the
+// position are dropped here, by their own times.
 
 // millis renders t as JQL epoch milliseconds.
 func millis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
-// maxSteps bounds the pages a key-set call reads past issues it delivered already.
-// Only a page made entirely of them (more than a page of issues in one millisecond)
-// needs a step, so this is generous.
+// maxSteps bounds the pages a key-set call reads past issues before its position, which
+// only a vendor that widens the bound (see above) returns; with exact bounds the first
+// page of every query is new.
 const maxSteps = 50
 
 // keysetQuery is one page of a key-set listing.
@@ -51,6 +56,23 @@ type keysetIssue struct {
 	id     int64
 }
 
+// keysetJQL is the query of the page after position (from, after): issues of project
+// whose field is at or after from, past the issue with id after at exactly from ("":
+// none delivered there yet).
+func keysetJQL(k keysetQuery, project string, from int64, after string) string {
+	clauses := []string{projectClause([]string{project})}
+	if from > 0 {
+		clauses = append(clauses, k.field+" >= "+strconv.FormatInt(from, 10))
+	}
+	if after != "" {
+		clauses = append(clauses, "("+k.field+" >= "+strconv.FormatInt(from+1, 10)+" OR id > "+after+")")
+	}
+	if f := strings.TrimSpace(k.filter); f != "" {
+		clauses = append(clauses, "("+f+")")
+	}
+	return strings.Join(clauses, " AND ") + " ORDER BY " + k.field + " ASC, id ASC"
+}
+
 // keyset returns the next page of a key-set listing and the cursor after it ("" at the
 // end): issues of k.project whose k.field is at or after the position, in (field, id)
 // order.
@@ -59,29 +81,21 @@ func (c *Client) keyset(ctx context.Context, k keysetQuery) ([]keysetIssue, stri
 	if project == "" {
 		return nil, "", invalid(k.op, "container is required")
 	}
-	from := max(k.since.UnixMilli(), 0)
-	seen := map[string]bool{}
+	if f := strings.TrimSpace(k.filter); f != "" {
+		if err := checkFilter(f); err != nil {
+			return nil, "", invalid(k.op, err.Error())
+		}
+	}
+	from, after := max(k.since.UnixMilli(), 0), ""
 	if k.cursor != "" {
 		cur, err := decodeCursor(k.cursor, k.op, k.kind, project)
 		if err != nil {
 			return nil, "", err
 		}
-		from = cur.Millis
-		for _, id := range cur.Seen {
-			seen[id] = true
-		}
+		from, after = cur.Millis, cur.After
 	}
-	clauses := []string{projectClause([]string{project})}
-	if from > 0 {
-		clauses = append(clauses, k.field+" >= "+strconv.FormatInt(from, 10))
-	}
-	if f := strings.TrimSpace(k.filter); f != "" {
-		if err := checkFilter(f); err != nil {
-			return nil, "", invalid(k.op, err.Error())
-		}
-		clauses = append(clauses, "("+f+")")
-	}
-	jql := strings.Join(clauses, " AND ") + " ORDER BY " + k.field + " ASC, id ASC"
+	afterID, _ := strconv.ParseInt(after, 10, 64) // checked by decodeCursor
+	jql := keysetJQL(k, project, from, after)
 	limit := limitOf(k.limit)
 
 	var (
@@ -91,8 +105,7 @@ func (c *Client) keyset(ctx context.Context, k keysetQuery) ([]keysetIssue, stri
 	)
 	for step := 0; ; step++ {
 		var err error
-		// The issues delivered at `from` come first: ask for enough to get past them.
-		if page, err = c.search(ctx, jql, k.fields, min(limit+len(seen), maxLimit), at); err != nil {
+		if page, err = c.search(ctx, jql, k.fields, limit, at); err != nil {
 			return nil, "", err
 		}
 		for _, is := range page.issues {
@@ -104,23 +117,23 @@ func (c *Client) keyset(ctx context.Context, k keysetQuery) ([]keysetIssue, stri
 			if err != nil {
 				return nil, "", c.badAnswer(k.op, "issue "+is.ID+": "+k.field+": "+err.Error())
 			}
-			ms := t.UnixMilli()
 			if !isIssueID(is.ID) {
 				return nil, "", c.badAnswer(k.op, "an issue id is not a number")
 			}
-			if ms < from || (ms == from && seen[is.ID]) {
-				continue // before the position (Jira rounding), or delivered already
-			}
+			ms := t.UnixMilli()
 			id, _ := strconv.ParseInt(is.ID, 10, 64)
+			if ms < from || (after != "" && ms == from && id <= afterID) {
+				continue // before the position: Jira widened the bound
+			}
 			fresh = append(fresh, keysetIssue{issueJSON: is, millis: ms, id: id})
 		}
 		if len(fresh) > 0 || page.last {
 			break
 		}
 		if step+1 >= maxSteps {
-			return nil, "", c.badAnswer(k.op, "too many issues share one "+k.field+" time")
+			return nil, "", c.badAnswer(k.op, "search keeps answering issues before the position asked for")
 		}
-		// A whole page of issues delivered already: step over it with Jira's own paging.
+		// A whole page before the position: step over it with Jira's own paging.
 		at = page.next
 	}
 
@@ -134,35 +147,22 @@ func (c *Client) keyset(ctx context.Context, k keysetQuery) ([]keysetIssue, stri
 	if !more {
 		return fresh, "", nil
 	}
-	last := fresh[len(fresh)-1].millis
-	next := cursor{Kind: k.kind, Scope: project, Millis: last}
-	if last == from {
-		for id := range seen {
-			next.Seen = append(next.Seen, id)
-		}
-	}
-	for _, is := range fresh {
-		if is.millis == last {
-			next.Seen = append(next.Seen, is.ID)
-		}
-	}
-	if len(next.Seen) > maxSeen {
-		return nil, "", c.badAnswer(k.op, "too many issues share one "+k.field+" time")
-	}
-	slices.Sort(next.Seen)
-	return fresh, next.encode(), nil
+	last := fresh[len(fresh)-1]
+	return fresh, cursor{Kind: k.kind, Scope: project, Millis: last.millis, After: last.ID}.encode(), nil
 }
 
 // Changes lists the issues of q.Container updated at or after q.Since (and within
-// q.Filter), oldest first: by update time, then by id. Every issue updated at or after
-// Since is on some page exactly once, even when issues change between pages, whatever
-// the account's time zone; an issue that changes again after it was delivered is
-// delivered again, with its new update time. A cursor continues from the last issue
-// delivered, and Since is then ignored.
+// q.Filter), oldest first: by update time, then by id. Every issue that Jira's search
+// shows updated at or after Since is on some page exactly once, even when issues change
+// between pages and however many share one millisecond, whatever the account's time
+// zone; an issue that changes again after it was delivered is delivered again, with its
+// new update time. A cursor continues from the last issue delivered, and Since is then
+// ignored.
 //
-// Callers resuming from their own position should pass Since = the update time of the
-// last issue they saw and skip the ids they saw at exactly that time: Since is
-// inclusive, so nothing updated in that same millisecond is lost.
+// Search is eventually consistent: an update can reach it after a later one. Callers
+// resuming from their own position re-read a window behind it (Provider.DefaultLookback)
+// and skip the (id, update time) pairs they delivered: Since is inclusive, so nothing
+// updated in that same millisecond is lost.
 func (c *Client) Changes(ctx context.Context, q connectors.ChangeQuery) (connectors.Page[connectors.Item], error) {
 	op := c.searchOp()
 	issues, next, err := c.keyset(ctx, keysetQuery{

@@ -16,14 +16,8 @@ import (
 // never a URL or a host, and every field is checked when it comes back.
 const cursorPrefix = "v1."
 
-// maxCursorLen bounds what decodeCursor reads. The longest cursors are key-set
-// positions carrying up to maxSeen issue ids.
-const maxCursorLen = 64 << 10
-
-// maxSeen bounds the ids a key-set cursor carries: issues delivered at the position's
-// millisecond. Jira stamps each issue's update in its own transaction, so even a bulk
-// change rarely puts more than a few issues in one millisecond.
-const maxSeen = 2000
+// maxCursorLen bounds what decodeCursor reads; the longest cursors carry a Jira token.
+const maxCursorLen = 8 << 10
 
 // Cursor kinds: a cursor only continues the kind of listing that produced it.
 const (
@@ -46,11 +40,11 @@ type cursor struct {
 	// Token is Jira Cloud's nextPageToken; Start an offset (startAt).
 	Token string `json:"t,omitempty"`
 	Start int    `json:"s,omitempty"`
-	// Millis and Seen are a key-set position: the listing continues at issues whose
-	// time (updated or created) is at least Millis, except the Seen ids, delivered
-	// already at exactly Millis.
-	Millis int64    `json:"u,omitempty"`
-	Seen   []string `json:"x,omitempty"`
+	// Millis and After are a key-set position: the listing continues at issues whose
+	// time (updated or created) is after Millis, or is Millis and whose id is after
+	// After (the last issue delivered).
+	Millis int64  `json:"u,omitempty"`
+	After  string `json:"a,omitempty"`
 }
 
 // encode returns the opaque form of c.
@@ -89,17 +83,12 @@ func decodeCursor(s, op, kind, scope string) (cursor, error) {
 
 // valid checks the fields that are sent back to Jira.
 func (c cursor) valid() bool {
-	if c.Start < 0 || c.Start > 1e8 || c.Millis < 0 || len(c.Seen) > maxSeen || len(c.Token) > 4096 {
+	if c.Start < 0 || c.Start > 1e8 || c.Millis < 0 || len(c.Token) > 4096 || (c.After != "" && !isIssueID(c.After)) {
 		return false
 	}
 	// Jira's tokens are printable ASCII; nothing else goes back to it.
 	for i := 0; i < len(c.Token); i++ {
 		if c.Token[i] < 0x21 || c.Token[i] > 0x7e {
-			return false
-		}
-	}
-	for _, id := range c.Seen {
-		if !isIssueID(id) {
 			return false
 		}
 	}

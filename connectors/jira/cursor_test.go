@@ -17,7 +17,7 @@ func TestCursorRoundTrip(t *testing.T) {
 		{Kind: kindItems, Scope: "PRJA", Query: fingerprint("project = PRJA"), Token: "ChkjU3RyaW5nJlBSSkEmSW50JjEyMw=="},
 		{Kind: kindSearch, Query: fingerprint("text ~ x"), Start: 50},
 		{Kind: kindComments, Scope: "PRJA-1", Start: 3},
-		{Kind: kindChanges, Scope: "PRJA", Millis: 1732877091000, Seen: []string{"10001", "10002"}},
+		{Kind: kindChanges, Scope: "PRJA", Millis: 1732877091000, After: "10002"},
 		{Kind: kindLiveIDs, Scope: "10000", Millis: 1},
 	} {
 		s := c.encode()
@@ -34,24 +34,26 @@ func TestCursorRoundTrip(t *testing.T) {
 func TestCursorRefusals(t *testing.T) {
 	enc := func(json string) string { return "v1." + base64.RawURLEncoding.EncodeToString([]byte(json)) }
 	for name, s := range map[string]string{
-		"empty object is no kind":   enc(`{}`),
-		"another kind":              enc(`{"k":"items","c":"PRJA"}`),
-		"another scope":             enc(`{"k":"changes","c":"PRJB"}`),
-		"unknown field":             enc(`{"k":"changes","c":"PRJA","url":"https://evil.example"}`),
-		"negative offset":           enc(`{"k":"changes","c":"PRJA","s":-1}`),
-		"huge offset":               enc(`{"k":"changes","c":"PRJA","s":1000000000}`),
-		"negative millis":           enc(`{"k":"changes","c":"PRJA","u":-5}`),
-		"seen id that is no number": enc(`{"k":"changes","c":"PRJA","x":["10001","1 OR 1=1"]}`),
-		"token with a space":        enc(`{"k":"changes","c":"PRJA","t":"a b"}`),
-		"token with a newline":      enc(`{"k":"changes","c":"PRJA","t":"a\nb"}`),
-		"trailing data":             enc(`{"k":"changes","c":"PRJA"} {}`),
-		"not an object":             enc(`["changes"]`),
-		"wrong type":                enc(`{"k":"changes","c":"PRJA","u":"1"}`),
-		"no prefix":                 base64.RawURLEncoding.EncodeToString([]byte(`{"k":"changes","c":"PRJA"}`)),
-		"padded base64":             "v1." + base64.URLEncoding.EncodeToString([]byte(`{"k":"changes","c":"PRJA"}`)),
-		"not base64":                "v1.!!!",
-		"a URL":                     "https://evil.example/rest/api/3/search",
-		"too long":                  "v1." + strings.Repeat("A", maxCursorLen),
+		"empty object is no kind":    enc(`{}`),
+		"another kind":               enc(`{"k":"items","c":"PRJA"}`),
+		"another scope":              enc(`{"k":"changes","c":"PRJB"}`),
+		"unknown field":              enc(`{"k":"changes","c":"PRJA","url":"https://evil.example"}`),
+		"negative offset":            enc(`{"k":"changes","c":"PRJA","s":-1}`),
+		"huge offset":                enc(`{"k":"changes","c":"PRJA","s":1000000000}`),
+		"negative millis":            enc(`{"k":"changes","c":"PRJA","u":-5}`),
+		"after id that is no number": enc(`{"k":"changes","c":"PRJA","a":"1 OR 1=1"}`),
+		"after id as a list":         enc(`{"k":"changes","c":"PRJA","a":["10001"]}`),
+		"the old seen list":          enc(`{"k":"changes","c":"PRJA","x":["10001"]}`),
+		"token with a space":         enc(`{"k":"changes","c":"PRJA","t":"a b"}`),
+		"token with a newline":       enc(`{"k":"changes","c":"PRJA","t":"a\nb"}`),
+		"trailing data":              enc(`{"k":"changes","c":"PRJA"} {}`),
+		"not an object":              enc(`["changes"]`),
+		"wrong type":                 enc(`{"k":"changes","c":"PRJA","u":"1"}`),
+		"no prefix":                  base64.RawURLEncoding.EncodeToString([]byte(`{"k":"changes","c":"PRJA"}`)),
+		"padded base64":              "v1." + base64.URLEncoding.EncodeToString([]byte(`{"k":"changes","c":"PRJA"}`)),
+		"not base64":                 "v1.!!!",
+		"a URL":                      "https://evil.example/rest/api/3/search",
+		"too long":                   "v1." + strings.Repeat("A", maxCursorLen),
 	} {
 		_, err := decodeCursor(s, "POST /rest/api/3/search/jql", kindChanges, "PRJA")
 		if err == nil || connectors.KindOf(err) != connectors.KindInvalid || !strings.Contains(err.Error(), "invalid cursor") {
@@ -64,11 +66,11 @@ func TestCursorRefusals(t *testing.T) {
 
 func FuzzCursor(f *testing.F) {
 	f.Add("", "", 0, int64(0), "10001")
-	f.Add(cursor{Kind: kindChanges, Scope: "PRJA", Millis: 1732877091000, Seen: []string{"10001"}}.encode(), "tok", 5, int64(1732877091000), "10001,10002")
+	f.Add(cursor{Kind: kindChanges, Scope: "PRJA", Millis: 1732877091000, After: "10001"}.encode(), "tok", 5, int64(1732877091000), "10002")
 	f.Add(cursor{Kind: kindItems, Scope: "PRJA", Query: "abc", Token: "CAEaAggD"}.encode(), "CAEaAggD", 0, int64(0), "")
 	f.Add("v1.eyJrIjoiY2hhbmdlcyJ9", "a b", -1, int64(-1), "x")
 	f.Add("v1."+strings.Repeat("eyJr", 100), "\x00", 1_000_000_000, int64(1<<62), ",,")
-	f.Fuzz(func(t *testing.T, s, token string, start int, millis int64, seen string) {
+	f.Fuzz(func(t *testing.T, s, token string, start int, millis int64, after string) {
 		// Parsing anything never panics, and what parses is valid and stable.
 		for _, kind := range cursorKinds {
 			c, err := decodeCursor(s, "op", kind, "PRJA")
@@ -87,10 +89,7 @@ func FuzzCursor(f *testing.F) {
 			}
 		}
 		// Every valid cursor survives a round trip.
-		c := cursor{Kind: kindChanges, Scope: "PRJA", Token: token, Start: start, Millis: millis}
-		if seen != "" {
-			c.Seen = strings.Split(seen, ",")
-		}
+		c := cursor{Kind: kindChanges, Scope: "PRJA", Token: token, Start: start, Millis: millis, After: after}
 		if !c.valid() {
 			return
 		}

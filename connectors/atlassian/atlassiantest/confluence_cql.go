@@ -467,8 +467,7 @@ func (c *confluenceSite) runLocked(q *cqlQuery) []*cqlDoc {
 	c.index.catchUp(time.Now())
 	var docs []*cqlDoc
 	for _, p := range c.index.docs {
-		d := &cqlDoc{page: p, space: c.spaceByIDLocked(p.spaceID),
-			text: strings.ToLower(p.title + "\n" + plainText(p.body))}
+		d := &cqlDoc{page: p, space: c.spaceByIDLocked(p.spaceID), text: p.searchText}
 		if q.where == nil || q.where(d) {
 			docs = append(docs, d)
 		}

@@ -45,6 +45,9 @@ type cfPage struct {
 	modifiedAt         time.Time // when the current version was made
 	modifiedBy         string    // who made it
 	body               string    // storage format
+	// searchText is the lower-cased title and body text CQL's text ~ matches, set on the
+	// search index's copies (index.go) when they are indexed.
+	searchText string
 }
 
 type cfComment struct {

@@ -3,6 +3,7 @@ package atlassiantest
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -205,6 +206,7 @@ func (c *confluenceSite) indexPageLocked(id string, p *cfPage) {
 	var doc *cfPage
 	if p != nil {
 		snap := *p
+		snap.searchText = strings.ToLower(p.title + "\n" + plainText(p.body))
 		doc = &snap
 	}
 	c.index.write(id, doc, time.Now())
