@@ -4,32 +4,30 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/controllers"
 	"github.com/unified-connectors/connector-operator/internal/leakcheck"
 	"github.com/unified-connectors/connector-operator/internal/logging"
 	"github.com/unified-connectors/connector-operator/internal/manager"
+	"github.com/unified-connectors/connector-operator/internal/testenv"
 )
 
 const operatorNamespace = "connector-system"
 
 var (
-	testEnv *envtest.Environment
-	// k8s is a direct client: assertions never read a stale cache.
+	testEnv *testenv.Environment
+	// k8s is a direct admin client: assertions never read a stale cache. The manager
+	// itself acts as the operator's ServiceAccount, with only the RBAC config/rbac ships.
 	k8s     client.Client
 	cancel  context.CancelFunc
 	logs    = &leakcheck.Buffer{}
@@ -47,18 +45,11 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	ctrl.SetLogger(logger)
 
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err := testEnv.Start()
+	testEnv, err = testenv.Start(testenv.Options{Namespace: operatorNamespace, Scheme: manager.Scheme})
 	Expect(err).NotTo(HaveOccurred())
+	k8s = testEnv.Client
 
-	k8s, err = client.New(cfg, client.Options{Scheme: manager.Scheme})
-	Expect(err).NotTo(HaveOccurred())
-	Expect(k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}})).To(Succeed())
-
-	mgr, err := manager.New(cfg, manager.Options{
+	mgr, err := manager.New(testEnv.ManagerConfig, manager.Options{
 		Namespace:               operatorNamespace,
 		MetricsBindAddress:      "0",
 		HealthProbeBindAddress:  "0",
