@@ -5,8 +5,10 @@ package connectors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -138,8 +140,11 @@ type Page[T any] struct {
 type ItemQuery struct {
 	Container    string
 	UpdatedSince time.Time
-	Cursor       string
-	Limit        int
+	// Filter is the Connection's spec.scope.filter (a JQL or CQL clause), ANDed onto
+	// the listing as onto sync and search; empty lists every item of the container.
+	Filter string
+	Cursor string
+	Limit  int
 }
 
 // SearchQuery is a free-text search across the containers a Connection may see.
@@ -183,6 +188,30 @@ type Reader interface {
 	Item(ctx context.Context, id string) (Item, error)
 	Comments(ctx context.Context, itemID, cursor string, limit int) (Page[Comment], error)
 	Search(ctx context.Context, q SearchQuery) (Page[Item], error)
+}
+
+// FilterReader is implemented by clients that can read one item only when it matches a
+// Connection's spec.scope.filter, so that the HTTP API answers an item outside the
+// filter as if it were missing. See ItemInFilter.
+type FilterReader interface {
+	// ItemMatching reads item id as Reader.Item does, if it matches filter (a JQL or CQL
+	// clause, as the vendor's search evaluates it); an item that exists but does not
+	// match is a KindNotFound error, like a missing one. An empty filter is Item.
+	ItemMatching(ctx context.Context, id, filter string) (Item, error)
+}
+
+// ItemInFilter reads item id through r within filter (spec.scope.filter): Item when
+// filter is empty, else r's FilterReader. A Reader without one cannot honour a filter
+// and answers errors.ErrUnsupported, never an item the filter may exclude.
+func ItemInFilter(ctx context.Context, r Reader, id, filter string) (Item, error) {
+	if strings.TrimSpace(filter) == "" {
+		return r.Item(ctx, id)
+	}
+	fr, ok := r.(FilterReader)
+	if !ok {
+		return Item{}, fmt.Errorf("reading one item within a scope filter: %w", errors.ErrUnsupported)
+	}
+	return fr.ItemMatching(ctx, id, filter)
 }
 
 // Writer creates items.

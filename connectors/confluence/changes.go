@@ -200,6 +200,9 @@ func (c *Client) Changes(ctx context.Context, q connectors.ChangeQuery) (connect
 	if key == "" {
 		return page, c.invalid(http.MethodGet, path, "a space key is required")
 	}
+	if err := c.checkFilter(http.MethodGet, path, q.Filter); err != nil {
+		return page, err
+	}
 	cql := changesCQL(key, q.Since, q.Filter)
 	digest := queryDigest(cql, instant(q.Since))
 	st, err := decodeCursor(q.Cursor, opChanges, digest)

@@ -13,6 +13,8 @@
 //	Items           GET /wiki/api/v2/spaces/{id}/pages             GET /rest/api/content?spaceKey=…&type=page
 //	LiveIDs         GET /wiki/api/v2/spaces/{id}/pages?sort=id     GET /rest/api/content/scan?spaceKey=… (7.18+)
 //	Item            GET /wiki/api/v2/pages/{id}                    GET /rest/api/content/{id}
+//	ItemMatching    Item, then search (CQL id = … AND (filter))    Item, then search (CQL)
+//	Items, filtered search (CQL space = … AND (filter))            search (CQL)
 //	Comments        GET /wiki/api/v2/pages/{id}/footer-comments    GET /rest/api/content/{id}/child/comment
 //	Search          GET /wiki/rest/api/search?cql=…                GET /rest/api/content/search?cql=…
 //	Changes         search (CQL), then GET /wiki/api/v2/pages?id=… search (CQL), twice
@@ -27,6 +29,7 @@ package confluence
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,9 +43,10 @@ const Type = "confluence"
 func init() { connectors.Register(Provider{}) }
 
 var (
-	_ connectors.Provider   = Provider{}
-	_ connectors.Lookbacker = Provider{}
-	_ connectors.Client     = (*Client)(nil)
+	_ connectors.Provider     = Provider{}
+	_ connectors.Lookbacker   = Provider{}
+	_ connectors.Client       = (*Client)(nil)
+	_ connectors.FilterReader = (*Client)(nil)
 )
 
 // Provider builds Confluence Clients.
@@ -164,8 +168,12 @@ func (c *Client) Containers(ctx context.Context, cursor string, limit int) (conn
 
 // Items lists the pages of the space whose key is q.Container. With q.UpdatedSince set
 // they come newest first and stop at the first page modified before it (Cloud; Data
-// Center filters its id-ordered listing); without, in the vendor's order.
+// Center filters its id-ordered listing); without, in the vendor's order. With q.Filter
+// set it is a CQL search within the filter, newest first (see filteredItems).
 func (c *Client) Items(ctx context.Context, q connectors.ItemQuery) (connectors.Page[connectors.Item], error) {
+	if strings.TrimSpace(q.Filter) != "" {
+		return c.filteredItems(ctx, q)
+	}
 	if c.api.IsCloud() {
 		return c.cloudItems(ctx, q)
 	}

@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 )
 
 // Search is CQL through v1 search: Cloud's GET /wiki/rest/api/search (results wrapping
@@ -68,6 +69,19 @@ func filterClause(filter string) string {
 	return "(" + filter + ")"
 }
 
+// checkFilter refuses a filter that would not stay inside its parentheses (an
+// unbalanced one such as `x) OR (y`, which would widen the query past the spaces in
+// scope and past the filter itself), as a request of method to path.
+func (c *Client) checkFilter(method, path, filter string) error {
+	if strings.TrimSpace(filter) == "" {
+		return nil
+	}
+	if err := atlassian.CheckFilter(filter); err != nil {
+		return c.invalid(method, path, err.Error())
+	}
+	return nil
+}
+
 // searchCQL is the query of a text search.
 func searchCQL(q connectors.SearchQuery) string {
 	text := ""
@@ -108,6 +122,9 @@ func (c *Client) Search(ctx context.Context, q connectors.SearchQuery) (connecto
 	path, expand := c.wiki+"/rest/api/search", "content.space,content.history,content.version"
 	if !c.api.IsCloud() {
 		path, expand = "/rest/api/content/search", dcExpand
+	}
+	if err := c.checkFilter(http.MethodGet, path, q.Filter); err != nil {
+		return page, err
 	}
 	digest := queryDigest(cql)
 	st, err := decodeCursor(q.Cursor, opSearch, digest)
@@ -254,4 +271,149 @@ func (c *Client) dcPagesByID(ctx context.Context, spaceKey string, ids []string)
 		out[ct.ID] = filled{item: it, version: ct.Version.Number}
 	}
 	return out, nil
+}
+
+// searchPath is the CQL search of the deployment, and what to expand on each result to
+// read whole pages: v1 search (content wrapped in results) on Cloud, content search on
+// Data Center.
+func (c *Client) searchPath() (path, expand string) {
+	if c.api.IsCloud() {
+		return c.wiki + "/rest/api/search", "content.space,content.history,content.version,content.body.storage"
+	}
+	return "/rest/api/content/search", dcExpand
+}
+
+// searchContents runs one page of a CQL search and returns the pages it found, whole,
+// and the next link.
+func (c *Client) searchContents(ctx context.Context, path string, params url.Values, spaceKey string) ([]connectors.Item, string, error) {
+	op := c.api.Op(http.MethodGet, path)
+	var items []connectors.Item
+	if c.api.IsCloud() {
+		var list v1List[v1Hit]
+		if err := c.api.Get(ctx, path, params, &list); err != nil {
+			return nil, "", err
+		}
+		for _, h := range list.Results {
+			if h.Content.Version == nil {
+				h.Content.Version = &v1Version{When: h.LastModified}
+			}
+			it, err := c.v1Item(h.Content, spaceKey, op)
+			if err != nil {
+				return nil, "", err
+			}
+			items = append(items, it)
+		}
+		return items, list.Links.Next, nil
+	}
+	var list v1List[v1Content]
+	if err := c.api.Get(ctx, path, params, &list); err != nil {
+		return nil, "", err
+	}
+	for _, ct := range list.Results {
+		it, err := c.v1Item(ct, spaceKey, op)
+		if err != nil {
+			return nil, "", err
+		}
+		items = append(items, it)
+	}
+	return items, list.Links.Next, nil
+}
+
+// filteredItems is Items within q.Filter: the v2 and Data Center listings cannot take a
+// CQL filter, so this is a CQL search, space = KEY AND type = page AND (filter), newest
+// first. Its lower bound, when q.UpdatedSince is set, is widened by zoneSlack (CQL reads
+// dates in the account's zone) and applied exactly here; the listing stops at the first
+// page modified before it.
+func (c *Client) filteredItems(ctx context.Context, q connectors.ItemQuery) (connectors.Page[connectors.Item], error) {
+	var page connectors.Page[connectors.Item]
+	path, expand := c.searchPath()
+	if q.Container == "" {
+		return page, c.invalid(http.MethodGet, path, "a space key is required")
+	}
+	if err := c.checkFilter(http.MethodGet, path, q.Filter); err != nil {
+		return page, err
+	}
+	lower := ""
+	if !q.UpdatedSince.IsZero() && q.UpdatedSince.Year() > 1970 {
+		lower = "lastmodified >= " + cqlString(q.UpdatedSince.Add(-zoneSlack).UTC().Format(cqlDateLayout))
+	}
+	cql := andCQL("space = "+cqlString(q.Container), "type = page", lower, filterClause(q.Filter)) + " ORDER BY lastmodified DESC"
+	digest := queryDigest(cql, instant(q.UpdatedSince))
+	st, err := decodeCursor(q.Cursor, opItems, digest)
+	if err != nil {
+		return page, c.invalid(http.MethodGet, path, err.Error())
+	}
+	params := pageParams(st, clampLimit(q.Limit))
+	params.Set("cql", cql)
+	params.Set("expand", expand)
+	if st.Token != "" {
+		params.Set("cursor", st.Token)
+	}
+	items, next, err := c.searchContents(ctx, path, params, q.Container)
+	if err != nil {
+		return page, err
+	}
+	page.Items = make([]connectors.Item, 0, len(items))
+	for _, it := range items {
+		if !q.UpdatedSince.IsZero() && it.UpdatedAt.Before(q.UpdatedSince) {
+			return page, nil // and nothing after it is newer
+		}
+		page.Items = append(page.Items, it)
+	}
+	page.NextCursor, err = c.nextPage(opItems, digest, http.MethodGet, path, next)
+	return page, err
+}
+
+// ItemMatching reads one page by id, if it matches filter (the Connection's
+// spec.scope.filter): the page is read live, then the search `id = <id> AND type = page
+// AND (filter)` says whether the filter admits it. A page the filter leaves out is
+// KindNotFound, as a missing one is. The search is Confluence's, so a page edited into
+// the filter, or created, counts only once the search index has it.
+func (c *Client) ItemMatching(ctx context.Context, id, filter string) (connectors.Item, error) {
+	path, _ := c.searchPath()
+	if err := c.checkFilter(http.MethodGet, path, filter); err != nil {
+		return connectors.Item{}, err
+	}
+	it, err := c.Item(ctx, id)
+	if err != nil || strings.TrimSpace(filter) == "" {
+		return it, err
+	}
+	params := url.Values{"cql": {andCQL("id = "+it.ID, "type = page", filterClause(filter))}, "limit": {"1"}}
+	found, _, err := c.searchIDs(ctx, path, params)
+	if err != nil {
+		return connectors.Item{}, err
+	}
+	if len(found) == 0 || found[0] != it.ID {
+		return connectors.Item{}, &connectors.Error{Kind: connectors.KindNotFound, Vendor: Type, Op: c.api.Op(http.MethodGet, path),
+			Status: http.StatusOK, Reason: "no such page within the connection's filter"}
+	}
+	return it, nil
+}
+
+// searchIDs runs one page of a CQL search for ids only.
+func (c *Client) searchIDs(ctx context.Context, path string, params url.Values) ([]string, string, error) {
+	type content struct {
+		ID string `json:"id"`
+	}
+	var ids []string
+	if c.api.IsCloud() {
+		var list v1List[struct {
+			Content content `json:"content"`
+		}]
+		if err := c.api.Get(ctx, path, params, &list); err != nil {
+			return nil, "", err
+		}
+		for _, r := range list.Results {
+			ids = append(ids, r.Content.ID)
+		}
+		return ids, list.Links.Next, nil
+	}
+	var list v1List[content]
+	if err := c.api.Get(ctx, path, params, &list); err != nil {
+		return nil, "", err
+	}
+	for _, r := range list.Results {
+		ids = append(ids, r.ID)
+	}
+	return ids, list.Links.Next, nil
 }

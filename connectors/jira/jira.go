@@ -12,6 +12,7 @@
 //	Items, Search, Changes, LiveIDs
 //	             POST /rest/api/3/search/jql (tokens)    POST /rest/api/2/search (startAt)
 //	Item         GET  /rest/api/3/issue/{idOrKey}        GET  /rest/api/2/issue/{idOrKey}
+//	ItemMatching Item, then the search id = … AND (filter)
 //	Comments     GET  …/issue/{idOrKey}, then …/issue/{id}/comment
 //	Create       POST /rest/api/3/issue (ADF)            POST /rest/api/2/issue (wiki markup)
 //
@@ -39,9 +40,10 @@ const Type = "jira"
 func init() { connectors.Register(Provider{}) }
 
 var (
-	_ connectors.Provider   = Provider{}
-	_ connectors.Lookbacker = Provider{}
-	_ connectors.Client     = (*Client)(nil)
+	_ connectors.Provider     = Provider{}
+	_ connectors.Lookbacker   = Provider{}
+	_ connectors.Client       = (*Client)(nil)
+	_ connectors.FilterReader = (*Client)(nil)
 )
 
 // Provider builds Jira Clients.

@@ -1,10 +1,11 @@
 package jira
 
 import (
-	"errors"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 )
 
 // quote returns s as a JQL string literal. Whatever s holds, the result is one value:
@@ -50,54 +51,10 @@ func projectClause(keys []string) string {
 	return "project in (" + strings.Join(quoted, ", ") + ")"
 }
 
-// orderByWord finds an ORDER BY outside string literals (see checkFilter).
-var orderByWord = regexp.MustCompile(`(?i)(^|[^a-z0-9_])order\s+by([^a-z0-9_]|$)`)
-
-// errFilter is why a scope filter cannot be ANDed onto a query.
-var errFilter = errors.New("filter must be a JQL condition with balanced parentheses and quotes, without ORDER BY")
-
 // checkFilter checks that a Connection's spec.scope.filter is a condition that stays
-// inside the parentheses it is put in: its string literals end, its parentheses
-// balance, and it has no ORDER BY. Without this, a filter such as `x) OR (y` would
-// widen the query beyond the containers in scope. Jira checks the rest.
-func checkFilter(filter string) error {
-	var outside strings.Builder // the filter with string literals blanked
-	depth := 0
-	for i := 0; i < len(filter); i++ {
-		c := filter[i]
-		switch c {
-		case '"', '\'':
-			end := -1
-			for k := i + 1; k < len(filter); k++ {
-				if filter[k] == '\\' {
-					k++
-					continue
-				}
-				if filter[k] == c {
-					end = k
-					break
-				}
-			}
-			if end < 0 {
-				return errFilter
-			}
-			outside.WriteString(` "" `)
-			i = end
-			continue
-		case '(':
-			depth++
-		case ')':
-			if depth--; depth < 0 {
-				return errFilter
-			}
-		}
-		outside.WriteByte(c)
-	}
-	if depth != 0 || orderByWord.MatchString(outside.String()) {
-		return errFilter
-	}
-	return nil
-}
+// inside the parentheses it is put in (see atlassian.CheckFilter): without this, a
+// filter such as `x) OR (y` would widen the query beyond the projects in scope.
+func checkFilter(filter string) error { return atlassian.CheckFilter(filter) }
 
 // issueIDPattern matches an issue id; issueKeyPattern an issue key (Data Center allows
 // a wider project key syntax than Cloud's capitals).

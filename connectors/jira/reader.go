@@ -111,6 +111,37 @@ func (c *Client) Item(ctx context.Context, id string) (connectors.Item, error) {
 	return c.item(c.api.Op(http.MethodGet, path), is)
 }
 
+// ItemMatching reads one issue by id or key, if it matches filter (the Connection's
+// spec.scope.filter): the issue is read live, then the search `id = <its id> AND
+// (filter)` says whether the filter admits it. An issue the filter leaves out is
+// KindNotFound, as a missing one is. The search is Jira's, so an issue updated into the
+// filter, or created, counts only once the search index has it (seconds, usually).
+func (c *Client) ItemMatching(ctx context.Context, id, filter string) (connectors.Item, error) {
+	f := strings.TrimSpace(filter)
+	op := c.searchOp()
+	if f != "" {
+		if err := checkFilter(f); err != nil {
+			return connectors.Item{}, invalid(op, err.Error())
+		}
+	}
+	it, err := c.Item(ctx, id)
+	if err != nil || f == "" {
+		return it, err
+	}
+	if !isIssueID(it.ID) {
+		return connectors.Item{}, c.badAnswer(op, "an issue id is not a number")
+	}
+	page, err := c.search(ctx, "id = "+it.ID+" AND ("+f+")", []string{"updated"}, 1, position{})
+	if err != nil {
+		return connectors.Item{}, err
+	}
+	if len(page.issues) == 0 || page.issues[0].ID != it.ID {
+		return connectors.Item{}, &connectors.Error{Kind: connectors.KindNotFound, Vendor: Type, Op: op,
+			Status: http.StatusOK, Reason: "no such issue within the connection's filter"}
+	}
+	return it, nil
+}
+
 // Comments lists an issue's comments, oldest first. It reads the issue first: comments
 // name neither the issue key (for their URL) nor, when itemID is a key, the issue id.
 func (c *Client) Comments(ctx context.Context, itemID, cur string, limit int) (connectors.Page[connectors.Comment], error) {

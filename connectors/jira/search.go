@@ -125,9 +125,9 @@ func nextCursor(page searchPage, kind, scope, jql string) string {
 }
 
 // Items lists the issues of the project q.Container (a key, required) updated at or
-// after q.UpdatedSince, newest first. It pages with Jira's own tokens (offsets on Data
-// Center): fine for browsing; sync uses Changes, which cannot skip issues that change
-// meanwhile.
+// after q.UpdatedSince and within q.Filter, newest first. It pages with Jira's own
+// tokens (offsets on Data Center): fine for browsing; sync uses Changes, which cannot
+// skip issues that change meanwhile.
 func (c *Client) Items(ctx context.Context, q connectors.ItemQuery) (connectors.Page[connectors.Item], error) {
 	op := c.searchOp()
 	project := strings.TrimSpace(q.Container)
@@ -138,6 +138,12 @@ func (c *Client) Items(ctx context.Context, q connectors.ItemQuery) (connectors.
 	if !q.UpdatedSince.IsZero() {
 		// Epoch milliseconds: a date string would be read in the account's time zone.
 		jql += " AND updated >= " + millis(q.UpdatedSince)
+	}
+	if f := strings.TrimSpace(q.Filter); f != "" {
+		if err := checkFilter(f); err != nil {
+			return connectors.Page[connectors.Item]{}, invalid(op, err.Error())
+		}
+		jql += " AND (" + f + ")"
 	}
 	jql += " ORDER BY updated DESC, id DESC"
 	return c.searchItems(ctx, op, kindItems, project, jql, q.Cursor, q.Limit)
