@@ -4,16 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/unified-connectors/connector-operator/internal/wait"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,9 +23,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
-	"github.com/unified-connectors/connector-operator/connectors"
 	"github.com/unified-connectors/connector-operator/internal/oauth"
+	"github.com/unified-connectors/connector-operator/internal/outcome"
+	"github.com/unified-connectors/connector-operator/internal/policy"
 	"github.com/unified-connectors/connector-operator/internal/vendorclient"
+	"github.com/unified-connectors/connector-operator/internal/wait"
 )
 
 // Defaults used when neither the Connection nor its Connector sets an interval (the CRD
@@ -40,8 +38,8 @@ const (
 	vendorCallTimeout = 10 * time.Second
 )
 
-// ConnectionReconciler validates a Connection's references and credential and probes the
-// vendor's identity endpoint on the probe interval.
+// ConnectionReconciler validates a Connection's references and credential, probes the
+// vendor's identity endpoint on the probe interval, and keeps the sync engine in step.
 type ConnectionReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
@@ -51,34 +49,45 @@ type ConnectionReconciler struct {
 	// Sync is the sync engine (leader only); nil disables sync.
 	Sync SyncEngine
 
-	// holds keeps each Connection's vendor-requested pause (Retry-After) so that no
-	// trigger, however it arrives, calls the vendor inside the window.
-	holds sync.Map // types.NamespacedName → time.Time
-	// rejected remembers, per Connection, the inputs under which the vendor last rejected
-	// the credential, so that duplicate or periodic triggers do not ask again until the
-	// Connection, its Connector, its Secret or the requested-at annotation changes.
-	rejected sync.Map // types.NamespacedName → probeInputs
-	// probed remembers the inputs and time of each Connection's last successful probe,
-	// so reconciles caused by sync progress do not call the vendor again before the
-	// probe interval.
-	probed sync.Map // types.NamespacedName → probeRecord
-	// webhooks remembers the webhook annotations already handed to the engine.
-	webhooks sync.Map // types.NamespacedName → map[container]value
+	// memory is what reconciles remember of each Connection (vendor pauses, verdicts,
+	// webhook marks), owned by its UID.
+	memory probeMemory
 	// syncEvents carries the engine's "look again" into the controller's queue.
 	syncEvents chan event.GenericEvent
 }
 
-// probeRecord is a successful probe.
-type probeRecord struct {
-	inputs probeInputs
-	at     time.Time
+// connectionScope is one reconcile of one Connection: the object and what the steps
+// learn on the way.
+type connectionScope struct {
+	conn *v1alpha1.Connection
+	// connector is set by reconcileConnector once the Connector admits conn.
+	connector *v1alpha1.Connector
+	// failed is the error of the step that ended the list early, nil while every step
+	// succeeded. reconcileSync, which always runs, reads it.
+	failed error
 }
 
-// probeInputs identifies everything a probe's verdict depends on.
-type probeInputs struct {
-	connection, connector int64
-	secretVersion         string
-	requestedAt           string
+func (s *connectionScope) key() client.ObjectKey { return client.ObjectKeyFromObject(s.conn) }
+
+// connectionStep is one step of the Connection reconciler (STYLE 6). It owns some
+// conditions and status fields and returns the result it needs (the sooner requeue of
+// all steps wins) or an error in the vocabulary of internal/outcome.
+type connectionStep struct {
+	name string
+	run  func(ctx context.Context, s *connectionScope) (ctrl.Result, error)
+	// always runs the step after an earlier one failed.
+	always bool
+}
+
+// steps are the Connection reconciler's steps, in order. The first error ends the list,
+// except for reconcileSync: every outcome must leave the sync engine in the matching
+// state, so a refused Connection stops syncing at once.
+func (r *ConnectionReconciler) steps() []connectionStep {
+	return []connectionStep{
+		{name: "connector", run: r.reconcileConnector},
+		{name: "credentials", run: r.reconcileCredentials},
+		{name: "sync", run: r.reconcileSync, always: true},
+	}
 }
 
 // +kubebuilder:rbac:groups=connectors.unified.dev,resources=connections,verbs=get;list;watch
@@ -88,137 +97,182 @@ type probeInputs struct {
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile runs the fixed skeleton: fetch → deferred status patch → steps in order.
+// Reconcile runs the fixed skeleton: fetch → status patcher → deferred status patch →
+// deletion → steps in order → summary.
 func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	logger := log.FromContext(ctx)
-
 	conn := &v1alpha1.Connection{}
 	if err := r.Get(ctx, req.NamespacedName, conn); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.holds.Delete(req.NamespacedName)
-			r.rejected.Delete(req.NamespacedName)
-			r.Vendors.Forget(req.NamespacedName)
-			r.probed.Delete(req.NamespacedName)
-			r.webhooks.Delete(req.NamespacedName)
-			connectionReady.DeletePartialMatch(map[string]string{"namespace": req.Namespace, "name": req.Name})
-			if r.Sync != nil {
-				r.Sync.Remove(req.NamespacedName)
-			}
+			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	// No finalizer: a Connection owns nothing outside the API server.
+	// No finalizer: a Connection owns nothing outside the API server. One that is going
+	// (another controller's finalizer may keep it a while) stops syncing now.
 	if !conn.DeletionTimestamp.IsZero() {
+		if r.Sync != nil {
+			r.Sync.Remove(req.NamespacedName)
+		}
 		return ctrl.Result{}, nil
 	}
+	// A Connection's identity is its UID: a delete and re-create under the same name,
+	// coalesced in the workqueue, starts from nothing.
+	if r.memory.Observe(req.NamespacedName, conn.UID) {
+		r.Vendors.Forget(req.NamespacedName)
+	}
 
-	base := conn.DeepCopy()
+	patcher := newStatusPatcher(r.Client, r.Recorder, conn)
 	if conn.Status.ObservedGeneration != conn.Generation {
 		// Say so before the slow work, so that kstatus (Flux, Argo CD) reads InProgress
 		// rather than the stale verdict of an older generation.
 		markProgressing(conn, fmt.Sprintf("reconciling generation %d", conn.Generation))
-		if err := r.patchStatus(ctx, base, conn); err != nil {
+		if err := patcher.Patch(ctx, conn); err != nil {
 			return ctrl.Result{}, err
 		}
-		base = conn.DeepCopy()
 	}
 	defer func() {
-		if err := r.patchStatus(ctx, base, conn); err != nil {
+		if err := patcher.Patch(ctx, conn); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
+		ready := 0.0
+		if meta.IsStatusConditionTrue(conn.Status.Conditions, v1alpha1.ReadyCondition) {
+			ready = 1
+		}
+		connectionReady.WithLabelValues(conn.Namespace, conn.Name, string(conn.Status.Type)).Set(ready)
 	}()
 
-	// Honour a vendor's Retry-After before anything that could call it.
-	if until, ok := r.holds.Load(req.NamespacedName); ok {
-		if wait := time.Until(until.(time.Time)); wait > 0 {
-			logger.V(1).Info("vendor asked us to wait", "remaining", wait.Round(time.Millisecond))
-			return ctrl.Result{RequeueAfter: wait}, nil
+	s := &connectionScope{conn: conn}
+	res, err := r.runSteps(ctx, s)
+	if err == nil || outcome.IsStalled(err) {
+		// Handled: it succeeded, or it stalled and only a human can move it on.
+		r.acknowledgeRequest(conn)
+	}
+	return summarize(ctx, conn, res, err, func() string {
+		msg := fmt.Sprintf("Connected as %s", conn.Status.Identity.DisplayName)
+		if c := conditionOf(conn, v1alpha1.SyncedCondition); c != nil && c.Message != "" {
+			msg += "; sync: " + c.Message
 		}
-		r.holds.Delete(req.NamespacedName)
-	}
-
-	connector, err := r.reconcileConnector(ctx, conn)
-	if err == nil {
-		err = r.reconcileCredentials(ctx, conn, connector)
-	}
-	if err == nil {
-		err = r.reconcileSync(ctx, conn, connector)
-	}
-	return r.finish(ctx, conn, connector, err)
+		return msg
+	})
 }
 
-// reconcileConnector resolves the Connector and checks that it admits this Connection.
-func (r *ConnectionReconciler) reconcileConnector(ctx context.Context, conn *v1alpha1.Connection) (*v1alpha1.Connector, error) {
+// runSteps runs the steps in order and returns the combined result and the first error.
+func (r *ConnectionReconciler) runSteps(ctx context.Context, s *connectionScope) (ctrl.Result, error) {
+	var result ctrl.Result
+	for _, step := range r.steps() {
+		if s.failed != nil && !step.always {
+			continue
+		}
+		res, err := step.run(ctx, s)
+		result = earliest(result, res)
+		if err != nil && s.failed == nil {
+			log.FromContext(ctx).V(1).Info("step failed", "step", step.name, "error", err.Error())
+			s.failed = err
+		}
+	}
+	return result, s.failed
+}
+
+// forget drops everything kept for a Connection that is gone.
+func (r *ConnectionReconciler) forget(key client.ObjectKey) {
+	r.memory.Forget(key)
+	r.Vendors.Forget(key)
+	connectionReady.DeletePartialMatch(map[string]string{"namespace": key.Namespace, "name": key.Name})
+	if r.Sync != nil {
+		r.Sync.Remove(key)
+	}
+}
+
+// reconcileConnector resolves the Connector and checks that it admits this Connection,
+// by the rule the OAuth2 routes apply too (policy.Admit).
+func (r *ConnectionReconciler) reconcileConnector(ctx context.Context, s *connectionScope) (ctrl.Result, error) {
+	conn := s.conn
 	connector := &v1alpha1.Connector{}
 	if err := r.Get(ctx, types.NamespacedName{Name: conn.Spec.ConnectorRef.Name}, connector); err != nil {
-		if apierrors.IsNotFound(err) {
-			// No requeue: the Connector watch wakes us when it is created.
-			return nil, stalled(v1alpha1.ConnectorNotFoundReason, "Connector %q not found", conn.Spec.ConnectorRef.Name)
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
 		}
-		return nil, err
+		connector = nil
+	} else {
+		conn.Status.Type = connector.Spec.Type
 	}
-	conn.Status.Type = connector.Spec.Type
-
-	if connector.Spec.AllowedNamespaces != nil {
-		sel, err := metav1.LabelSelectorAsSelector(connector.Spec.AllowedNamespaces)
-		if err != nil {
-			return nil, stalled(v1alpha1.NamespaceNotAllowedReason, "Connector %q has an invalid allowedNamespaces selector: %v", connector.Name, err)
-		}
+	var nsLabels map[string]string
+	if policy.NeedsNamespaceLabels(connector) {
 		// Namespace metadata is all we need; the metadata cache serves it.
 		ns := &metav1.PartialObjectMetadata{}
 		ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 		if err := r.Get(ctx, types.NamespacedName{Name: conn.Namespace}, ns); err != nil {
-			return nil, err
+			return ctrl.Result{}, err
 		}
-		if !sel.Matches(labels.Set(ns.Labels)) {
-			// No requeue: a change to the Connector (or this Connection) wakes us.
-			return nil, stalled(v1alpha1.NamespaceNotAllowedReason, "Connector %q does not allow Connections in namespace %q", connector.Name, conn.Namespace)
-		}
+		nsLabels = ns.Labels
 	}
-	if !connector.AllowsAuthMethod(conn.Spec.Auth.Method) {
-		return nil, stalled(v1alpha1.AuthMethodNotAllowedReason, "Connector %q does not allow auth method %q (allowed: %v)", connector.Name, conn.Spec.Auth.Method, connector.Spec.AuthMethods)
-	}
-	ready := meta.FindStatusCondition(connector.Status.Conditions, v1alpha1.ReadyCondition)
+	err := policy.Admit(conn, connector, nsLabels)
+	var refusal *policy.Refusal
 	switch {
-	case ready != nil && ready.Status == metav1.ConditionTrue:
-		return connector, nil
-	case ready == nil || ready.Status == metav1.ConditionUnknown || connector.Status.ObservedGeneration != connector.Generation:
-		// The Connector is still being reconciled: not a human's problem yet. The Connector
-		// watch wakes us when it settles; the timer is only a safety net.
-		return nil, waiting(v1alpha1.ConnectorNotReadyReason, time.Minute, "Connector %q is not ready yet", connector.Name)
+	case err == nil:
+		s.connector = connector
+		return ctrl.Result{}, nil
+	case !errors.As(err, &refusal):
+		return ctrl.Result{}, err
+	case refusal.Settling:
+		// The Connector is still being reconciled: not a human's problem yet. The
+		// Connector watch wakes us when it settles; the timer is only a safety net.
+		return ctrl.Result{}, outcome.Waiting(refusal.Reason, time.Minute, "%s", refusal.Message)
 	default:
-		// No requeue: the Connector watch wakes us when its Ready condition changes.
-		return nil, stalled(v1alpha1.ConnectorNotReadyReason, "Connector %q is not ready: %s", connector.Name, ready.Message)
+		// No requeue: a change to the Connector (its creation, spec or Ready condition),
+		// this Connection or its namespace's labels wakes us.
+		return ctrl.Result{}, outcome.Stalling(refusal.Reason, "%s", refusal.Message)
 	}
 }
 
 // reconcileCredentials reads the Secret, probes the vendor's identity endpoint, and owns
-// CredentialsValid, identity and probe.
-func (r *ConnectionReconciler) reconcileCredentials(ctx context.Context, conn *v1alpha1.Connection, connector *v1alpha1.Connector) error {
-	err := r.probe(ctx, conn, connector)
+// CredentialsValid, identity, probe and credentials. On success it asks to come back at
+// the next (jittered) probe, or in time to refresh an OAuth2 access token.
+func (r *ConnectionReconciler) reconcileCredentials(ctx context.Context, s *connectionScope) (ctrl.Result, error) {
+	conn := s.conn
+	err := r.probe(ctx, s)
+	o := outcome.Classify(err)
 	switch {
 	case err == nil:
 		setCondition(conn, v1alpha1.CredentialsValidCondition, metav1.ConditionTrue, v1alpha1.SucceededReason,
 			fmt.Sprintf("authenticated as %s", conn.Status.Identity.DisplayName))
-	case isTransient(err):
+		next := wait.Jitter(r.probeInterval(conn, s.connector))
+		if c := conn.Status.Credentials; c != nil && c.ExpiresAt != nil {
+			// Come back in time to refresh the access token before it expires.
+			next = min(next, max(time.Second, time.Until(c.ExpiresAt.Add(-oauth.RefreshBefore))))
+		}
+		return ctrl.Result{RequeueAfter: next}, nil
+	case o == nil || o.Transient:
 		// The credential was not judged: keep the last verdict rather than flapping it.
-		if meta.FindStatusCondition(conn.Status.Conditions, v1alpha1.CredentialsValidCondition) == nil {
-			setCondition(conn, v1alpha1.CredentialsValidCondition, metav1.ConditionUnknown, reasonOf(err, v1alpha1.VendorUnreachableReason), err.Error())
+		if conditionOf(conn, v1alpha1.CredentialsValidCondition) == nil {
+			setCondition(conn, v1alpha1.CredentialsValidCondition, metav1.ConditionUnknown, outcome.ReasonOf(err, v1alpha1.ProgressingReason), err.Error())
 		}
 	default:
-		setCondition(conn, v1alpha1.CredentialsValidCondition, metav1.ConditionFalse, reasonOf(err, v1alpha1.VendorUnreachableReason), err.Error())
+		setCondition(conn, v1alpha1.CredentialsValidCondition, metav1.ConditionFalse, o.Reason, o.Message)
 	}
-	return err
+	return ctrl.Result{}, err
 }
 
-func (r *ConnectionReconciler) probe(ctx context.Context, conn *v1alpha1.Connection, connector *v1alpha1.Connector) error {
+// probe calls the vendor's identity endpoint unless the memory says the answer is known:
+// the vendor asked us to wait, it rejected these very inputs, or it accepted them
+// recently.
+func (r *ConnectionReconciler) probe(ctx context.Context, s *connectionScope) error {
+	conn, connector := s.conn, s.connector
+	key, uid := s.key(), conn.UID
+	// Honour a vendor's Retry-After before anything that could call it (an OAuth2
+	// refresh included).
+	if h, remaining, ok := r.memory.Hold(key, uid); ok {
+		log.FromContext(ctx).V(1).Info("vendor asked us to wait", "remaining", remaining.Round(time.Millisecond))
+		return outcome.Waiting(h.reason, remaining, "%s", h.message)
+	}
+
 	res, err := r.Vendors.ClientFor(ctx, conn, connector)
 	if err != nil {
-		var p *vendorclient.Problem
-		if errors.As(err, &p) && p.Reason == v1alpha1.RefreshFailedReason {
-			r.Recorder.Eventf(conn, nil, corev1.EventTypeWarning, v1alpha1.RefreshFailedReason, "RefreshToken", "%s", p.Message)
+		if o := outcome.Classify(err); o != nil && o.Reason == v1alpha1.RefreshFailedReason {
+			r.Recorder.Eventf(conn, nil, corev1.EventTypeWarning, v1alpha1.RefreshFailedReason, "RefreshToken", "%s", o.Message)
 		}
-		return fromProblem(err)
+		// A Problem is already an outcome; anything else is the API server: backoff.
+		return err
 	}
 	if tok := res.OAuth; tok != nil {
 		if conn.Status.Credentials == nil {
@@ -232,23 +286,18 @@ func (r *ConnectionReconciler) probe(ctx context.Context, conn *v1alpha1.Connect
 		}
 	}
 
-	key := client.ObjectKeyFromObject(conn)
 	inputs := probeInputs{conn.Generation, connector.Generation, res.SecretVersion, conn.Annotations[v1alpha1.RequestedAtAnnotation]}
-	if last, ok := r.rejected.Load(key); ok && last.(probeInputs) == inputs {
+	if r.memory.Rejected(key, uid, inputs) {
 		// No vendor call: nothing changed since the vendor rejected this credential.
-		c := meta.FindStatusCondition(conn.Status.Conditions, v1alpha1.CredentialsValidCondition)
-		if c != nil && c.Reason == v1alpha1.CredentialsRejectedReason {
-			return stalled(v1alpha1.CredentialsRejectedReason, "%s", c.Message)
+		if c := conditionOf(conn, v1alpha1.CredentialsValidCondition); c != nil && c.Reason == v1alpha1.CredentialsRejectedReason {
+			return outcome.Stalling(v1alpha1.CredentialsRejectedReason, "%s", c.Message)
 		}
 	}
-	r.rejected.Delete(key)
-	if last, ok := r.probed.Load(key); ok {
-		rec := last.(probeRecord)
-		// 80%: the scheduled requeue comes after 90-110% of the interval and must probe.
-		if rec.inputs == inputs && time.Since(rec.at) < r.probeInterval(conn, connector)*8/10 && conn.Status.Identity != nil {
-			// Nothing changed and the last probe is recent: this reconcile is about sync.
-			return nil
-		}
+	r.memory.ClearRejected(key, uid)
+	// 80%: the scheduled requeue comes after 90-110% of the interval and must probe.
+	if conn.Status.Identity != nil && r.memory.ProbedWithin(key, uid, inputs, r.probeInterval(conn, connector)*8/10) {
+		// Nothing changed and the last probe is recent: this reconcile is about sync.
+		return nil
 	}
 
 	callCtx, cancel := context.WithTimeout(ctx, vendorCallTimeout)
@@ -257,85 +306,22 @@ func (r *ConnectionReconciler) probe(ctx context.Context, conn *v1alpha1.Connect
 	id, err := res.Client.Identity(callCtx)
 	latency := time.Since(start)
 	if err != nil {
-		err = classifyVendorError(err)
-		if reasonOf(err, "") == v1alpha1.CredentialsRejectedReason {
-			r.rejected.Store(key, inputs)
+		o := outcome.Vendor(err)
+		switch {
+		case o.Reason == v1alpha1.CredentialsRejectedReason:
+			r.memory.SetRejected(key, uid, inputs)
+		case o.VendorAsked:
+			r.memory.SetHold(key, uid, o.RequeueAfter, o.Reason, o.Message)
+			log.FromContext(ctx).Info("vendor asked us to wait", "reason", o.Reason, "retryAfter", o.RequeueAfter)
 		}
-		return err
+		return o
 	}
-	r.probed.Store(key, probeRecord{inputs: inputs, at: time.Now()})
+	r.memory.SetProbed(key, uid, inputs)
 	probeLatency.WithLabelValues(string(connector.Spec.Type)).Observe(latency.Seconds())
 	now := metav1.NewTime(start.Add(latency).Truncate(time.Second))
 	conn.Status.Identity = &v1alpha1.IdentityStatus{AccountID: id.AccountID, DisplayName: id.DisplayName}
 	conn.Status.Probe = &v1alpha1.ProbeStatus{LastTime: &now, LatencyMillis: latency.Milliseconds()}
 	return nil
-}
-
-// classifyVendorError turns a vendor failure into a stalling or waiting error.
-func classifyVendorError(err error) error {
-	switch connectors.KindOf(err) {
-	case connectors.KindAuth:
-		// No requeue: the vendor refused the credential; the Secret watch wakes us.
-		return stalled(v1alpha1.CredentialsRejectedReason, "%v", err)
-	case connectors.KindRateLimited:
-		return vendorWaiting(v1alpha1.RateLimitedReason, connectors.RetryAfterOf(err), err)
-	case connectors.KindEgressDenied:
-		return stalled(v1alpha1.EgressDeniedReason, "%v", err)
-	case connectors.KindInvalid, connectors.KindNotFound:
-		// A 403/404 on the identity endpoint means the credential cannot act here.
-		return stalled(v1alpha1.CredentialsRejectedReason, "%v", err)
-	default:
-		return vendorWaiting(v1alpha1.VendorUnreachableReason, connectors.RetryAfterOf(err), err)
-	}
-}
-
-func isTransient(err error) bool {
-	var w *waitingError
-	return errors.As(err, &w)
-}
-
-// finish turns the outcome of the steps into conditions and a result.
-func (r *ConnectionReconciler) finish(ctx context.Context, conn *v1alpha1.Connection, connector *v1alpha1.Connector, err error) (ctrl.Result, error) {
-	key := client.ObjectKeyFromObject(conn)
-	var stall *stallingError
-	var waitErr *waitingError
-	switch {
-	case err == nil:
-		msg := fmt.Sprintf("Connected as %s", conn.Status.Identity.DisplayName)
-		if c := conditionOf(conn, v1alpha1.SyncedCondition); c != nil && c.Message != "" {
-			msg += "; sync: " + c.Message
-		}
-		markReady(conn, msg)
-		conn.Status.ObservedGeneration = conn.Generation
-		r.acknowledgeRequest(conn)
-		next := wait.Jitter(r.probeInterval(conn, connector))
-		if c := conn.Status.Credentials; c != nil && c.ExpiresAt != nil {
-			// Come back in time to refresh the access token before it expires.
-			next = min(next, max(time.Second, time.Until(c.ExpiresAt.Add(-oauth.RefreshBefore))))
-		}
-		return ctrl.Result{RequeueAfter: next}, nil
-	case errors.As(err, &stall):
-		markStalled(conn, stall.reason, stall.msg)
-		conn.Status.ObservedGeneration = conn.Generation
-		r.acknowledgeRequest(conn)
-		log.FromContext(ctx).Info("stalled until a human changes something", "reason", stall.reason, "message", stall.msg)
-		// No requeue: see the step that returned the stalling error.
-		return ctrl.Result{}, nil
-	case errors.As(err, &waitErr):
-		markRetrying(conn, waitErr.reason, waitErr.msg)
-		if waitErr.vendorAsked {
-			r.holds.Store(key, time.Now().Add(waitErr.after))
-			log.FromContext(ctx).Info("vendor asked us to wait", "reason", waitErr.reason, "retryAfter", waitErr.after)
-		}
-		if waitErr.after > 0 {
-			return ctrl.Result{RequeueAfter: waitErr.after}, nil
-		}
-		// Backoff: the controller's exponential rate limiter spaces the retries.
-		return ctrl.Result{}, err
-	default:
-		markRetrying(conn, v1alpha1.ProgressingReason, err.Error())
-		return ctrl.Result{}, err
-	}
 }
 
 func (r *ConnectionReconciler) acknowledgeRequest(conn *v1alpha1.Connection) {
@@ -353,23 +339,6 @@ func (r *ConnectionReconciler) probeInterval(conn *v1alpha1.Connection, connecto
 	default:
 		return defaultProbeInterval
 	}
-}
-
-// patchStatus writes status only when it changed, and emits an Event when Ready moved.
-func (r *ConnectionReconciler) patchStatus(ctx context.Context, base, conn *v1alpha1.Connection) error {
-	if equality.Semantic.DeepEqual(base.Status, conn.Status) {
-		return nil
-	}
-	ready := 0.0
-	if meta.IsStatusConditionTrue(conn.Status.Conditions, v1alpha1.ReadyCondition) {
-		ready = 1
-	}
-	connectionReady.WithLabelValues(conn.Namespace, conn.Name, string(conn.Status.Type)).Set(ready)
-	if err := r.Status().Patch(ctx, conn, client.MergeFrom(base)); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	recordTransitions(r.Recorder, conn, base.Status.Conditions)
-	return nil
 }
 
 // SetupWithManager registers the controller, its indexes and its watches.

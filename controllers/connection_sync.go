@@ -10,10 +10,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
+	"github.com/unified-connectors/connector-operator/internal/outcome"
 	"github.com/unified-connectors/connector-operator/internal/syncer"
 )
 
@@ -21,32 +23,64 @@ import (
 // engine has not reported first.
 const syncRetry = time.Minute
 
-// reconcileSync hands the Connection to the sync engine (or takes it away) and owns the
-// Synced condition.
-func (r *ConnectionReconciler) reconcileSync(ctx context.Context, conn *v1alpha1.Connection, connector *v1alpha1.Connector) error {
-	key := client.ObjectKeyFromObject(conn)
+// reconcileSync keeps the sync engine in the state the reconcile's outcome calls for,
+// and owns the Synced condition. It runs whatever the earlier steps returned:
+//
+//   - no engine, or no sink: nothing to sync (Remove);
+//   - the Connector step failed, whatever the reason (not found, not ready, namespace or
+//     auth method refused), or the credential step stalled (rejected, refresh failed,
+//     Secret missing or invalid, egress denied): the Connection must not be served, so
+//     the engine stops at once (Remove), OAuth2 refreshes with the platform's client
+//     included;
+//   - the credential step failed transiently (vendor unreachable, rate limited): the
+//     credential is not in doubt, so the engine goes on, with the current spec so that
+//     suspend and sink changes apply (Ensure), but is not triggered;
+//   - every step succeeded: Ensure, hand over requested-at and webhook triggers, and
+//     report the engine's state.
+func (r *ConnectionReconciler) reconcileSync(ctx context.Context, s *connectionScope) (ctrl.Result, error) {
+	conn, key := s.conn, s.key()
 	if r.Sync == nil {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	if conn.Spec.Sync == nil || conn.Spec.Sync.Sink == nil {
 		// No sink, no sync: probe only.
 		r.Sync.Remove(key)
 		removeCondition(conn, v1alpha1.SyncedCondition)
-		return nil
+		return ctrl.Result{}, nil
 	}
-	r.Sync.Ensure(conn, connector, r.syncInputs(ctx, conn, connector))
+	if s.failed != nil {
+		if s.connector == nil || outcome.IsStalled(s.failed) {
+			r.Sync.Remove(key)
+			// Sync is off, as without a sink; Ready says why. A False Synced would read
+			// as a sink-only problem, which the API still serves (policy.Servable).
+			removeCondition(conn, v1alpha1.SyncedCondition)
+			return ctrl.Result{}, nil
+		}
+		// The credential was not judged (the vendor or the API server had trouble).
+		r.Sync.Ensure(conn, s.connector, r.syncInputs(ctx, conn, s.connector))
+		// The credential step's error is the outcome; the engine's only shows in Synced.
+		_ = r.setSynced(conn)
+		return ctrl.Result{}, nil
+	}
+
+	r.Sync.Ensure(conn, s.connector, r.syncInputs(ctx, conn, s.connector))
 	if v := conn.Annotations[v1alpha1.RequestedAtAnnotation]; v != "" && v != conn.Status.LastHandledReconcileAt {
 		r.Sync.Trigger(key)
 	}
 	// The webhook receiver may run on any replica; its annotation carries the request
 	// here, to the leader, through the API server.
-	if containers := r.newWebhookRequests(conn); slices.Contains(containers, syncer.AllContainers) {
+	if containers := r.memory.NewWebhooks(key, conn.UID, conn.Annotations); slices.Contains(containers, syncer.AllContainers) {
 		r.Sync.TriggerWebhook(key)
 	} else if len(containers) > 0 {
 		r.Sync.TriggerWebhook(key, containers...)
 	}
+	return ctrl.Result{}, r.setSynced(conn)
+}
 
-	st, ok := r.Sync.State(key)
+// setSynced reports the engine's state in Synced and returns what it means for the
+// whole Connection.
+func (r *ConnectionReconciler) setSynced(conn *v1alpha1.Connection) error {
+	st, ok := r.Sync.State(client.ObjectKeyFromObject(conn))
 	switch {
 	case !ok || st.Reason == v1alpha1.ProgressingReason:
 		if c := conditionOf(conn, v1alpha1.SyncedCondition); c == nil || c.Status != metav1.ConditionTrue {
@@ -60,11 +94,11 @@ func (r *ConnectionReconciler) reconcileSync(ctx context.Context, conn *v1alpha1
 		setCondition(conn, v1alpha1.SyncedCondition, metav1.ConditionFalse, st.Reason, st.Message)
 		// No requeue: the engine resumes when the Connection, its Secrets or its
 		// Connector change (or on requested-at), and tells us.
-		return stalled(st.Reason, "sync: %s", st.Message)
+		return outcome.Stalling(st.Reason, "sync: %s", st.Message)
 	case st.Reason == v1alpha1.SinkUnavailableReason:
 		setCondition(conn, v1alpha1.SyncedCondition, metav1.ConditionFalse, st.Reason, st.Message)
 		// The engine retries by itself and reports recovery; the timer is a safety net.
-		return waiting(st.Reason, syncRetry, "sync: %s", st.Message)
+		return outcome.Waiting(st.Reason, syncRetry, "sync: %s", st.Message)
 	default:
 		// A vendor hiccup during sync: the credential is fine (the probe just said so),
 		// the next run will catch up.
@@ -86,29 +120,6 @@ func (r *ConnectionReconciler) syncInputs(ctx context.Context, conn *v1alpha1.Co
 		}
 	}
 	return fmt.Sprintf("%d/%d/%s", conn.Generation, connector.Generation, strings.Join(versions, ","))
-}
-
-// newWebhookRequests returns the containers whose webhook annotation changed since this
-// replica last saw it. A new leader sees every annotation once: one extra incremental
-// sync, which is harmless.
-func (r *ConnectionReconciler) newWebhookRequests(conn *v1alpha1.Connection) []string {
-	key := client.ObjectKeyFromObject(conn)
-	seenAny, _ := r.webhooks.LoadOrStore(key, map[string]string{})
-	seen := seenAny.(map[string]string)
-	next := make(map[string]string, len(seen))
-	var containers []string
-	for k, v := range conn.Annotations {
-		container, ok := strings.CutPrefix(k, syncer.WebhookAnnotationPrefix)
-		if !ok {
-			continue
-		}
-		next[container] = v
-		if seen[container] != v {
-			containers = append(containers, container)
-		}
-	}
-	r.webhooks.Store(key, next)
-	return containers
 }
 
 // NotifySync is the engine's Notify: it enqueues the Connection through the controller's

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -35,7 +34,8 @@ type ConnectorReconciler struct {
 // +kubebuilder:rbac:groups=connectors.unified.dev,resources=connectors,verbs=get;list;watch
 // +kubebuilder:rbac:groups=connectors.unified.dev,resources=connectors/status,verbs=patch
 
-// Reconcile validates the Connector and refreshes its counts.
+// Reconcile runs the fixed skeleton: fetch → status patcher → deferred status patch →
+// deletion → steps in order → summary.
 func (r *ConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	connector := &v1alpha1.Connector{}
 	if err := r.Get(ctx, req.NamespacedName, connector); err != nil {
@@ -47,39 +47,30 @@ func (r *ConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, nil
 	}
 
-	base := connector.DeepCopy()
+	patcher := newStatusPatcher(r.Client, r.Recorder, connector)
 	defer func() {
-		if err := r.patchStatus(ctx, base, connector); err != nil {
+		if err := patcher.Patch(ctx, connector); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
 	}()
 
-	if err := r.reconcileCounts(ctx, connector); err != nil {
-		return ctrl.Result{}, err
+	err := r.reconcileCounts(ctx, connector)
+	if err == nil {
+		err = r.reconcileValidation(ctx, connector)
 	}
-	err := r.reconcileValidation(ctx, connector)
-	var stall *stallingError
-	switch {
-	case err == nil:
-		markReady(connector, fmt.Sprintf("%s connector at %s is ready", connector.Spec.Type, connector.Spec.BaseURL))
-		connector.Status.ObservedGeneration = connector.Generation
-		return ctrl.Result{}, nil
-	case errors.As(err, &stall):
-		markStalled(connector, stall.reason, stall.msg)
-		connector.Status.ObservedGeneration = connector.Generation
-		// No requeue: the Connector or its client Secret changing wakes us.
-		return ctrl.Result{}, nil
-	default:
-		markRetrying(connector, v1alpha1.ProgressingReason, err.Error())
-		return ctrl.Result{}, err
-	}
+	// No requeue on success or stall: the Connector, its client Secret or its
+	// Connections changing wake us.
+	return summarize(ctx, connector, ctrl.Result{}, err, func() string {
+		return fmt.Sprintf("%s connector at %s is ready", connector.Spec.Type, connector.Spec.BaseURL)
+	})
 }
 
 // reconcileValidation checks what can be checked without calling the vendor.
 func (r *ConnectorReconciler) reconcileValidation(ctx context.Context, connector *v1alpha1.Connector) error {
 	warnings, err := r.Vendors.CheckConnector(ctx, connector)
 	if err != nil {
-		return fromProblem(err)
+		// A Problem (internal/outcome) or the API server.
+		return err
 	}
 	if connector.Status.ObservedGeneration != connector.Generation {
 		// Once per generation: the Connector is reconciled on every Connection change.
@@ -104,17 +95,6 @@ func (r *ConnectorReconciler) reconcileCounts(ctx context.Context, connector *v1
 	}
 	connector.Status.Connections = int32(len(list.Items))
 	connector.Status.ReadyConnections = ready
-	return nil
-}
-
-func (r *ConnectorReconciler) patchStatus(ctx context.Context, base, connector *v1alpha1.Connector) error {
-	if equality.Semantic.DeepEqual(base.Status, connector.Status) {
-		return nil
-	}
-	if err := r.Status().Patch(ctx, connector, client.MergeFrom(base)); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	recordTransitions(r.Recorder, connector, base.Status.Conditions)
 	return nil
 }
 
