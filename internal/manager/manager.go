@@ -59,6 +59,9 @@ type Options struct {
 	Controllers controllers.ControllerOptions
 	// SyncPersistEvery throttles cursor writes during a sync; 0 means the engine default.
 	SyncPersistEvery time.Duration
+	// SyncPersistEveryItems writes cursors at least every this many items; 0 means the
+	// engine default.
+	SyncPersistEveryItems int
 	// API configures the HTTP API, served on every replica; an empty BindAddress (or "0")
 	// and no Listener disable it.
 	API api.Options
@@ -117,6 +120,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		Notify:     conn.NotifySync,
 	}
 	engine.PersistEvery = opts.SyncPersistEvery
+	engine.PersistEveryItems = opts.SyncPersistEveryItems
 	conn.Sync = engine
 	if err := conn.SetupWithManager(mgr, opts.Controllers); err != nil {
 		return nil, fmt.Errorf("setting up Connection controller: %w", err)

@@ -15,12 +15,12 @@ package syncer
 
 import (
 	"context"
-	"errors"
 	"github.com/unified-connectors/connector-operator/internal/wait"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -36,7 +36,26 @@ const (
 	DefaultParallel      = 4
 	DefaultSyncInterval  = 15 * time.Minute
 	DefaultPruneInterval = 24 * time.Hour
-	maxSinkBackoff       = 10 * time.Second
+	// DefaultPersistEveryItems bounds, in items, what a crash can make the sink receive
+	// twice: status.sync is written at least every this many acknowledged items.
+	DefaultPersistEveryItems = 500
+	// MaxContainers is how many containers a Connection with an empty
+	// spec.scope.containers tracks (the bound of an explicit list too); beyond it the
+	// sync stalls with ScopeTooLarge rather than outgrow etcd's object size limit.
+	MaxContainers = 1000
+	maxSinkBackoff = 10 * time.Second
+	// Retries after a failed run: exponential from retryMin, capped at retryMax and at
+	// the sync interval.
+	retryMin = time.Second
+	retryMax = 5 * time.Minute
+	// minSettle is the least a cursor trails the newest delivered instant, even with no
+	// look-back: an item may still be written in that very millisecond.
+	minSettle = time.Minute
+	// Cursor memory: ids remembered per container, shared out of a per-Connection budget.
+	maxSeenPerConnection = 8000
+	minSeenPerContainer  = 8
+	maxSeenPerContainer  = 5000
+	maxContainerName     = 128
 	pageSize             = 100
 	snapshotChunk        = 1000
 )
@@ -69,6 +88,8 @@ type Engine struct {
 	Notify func(client.ObjectKey)
 	// PersistEvery throttles cursor writes during a run.
 	PersistEvery time.Duration
+	// PersistEveryItems writes the cursors at least every this many items.
+	PersistEveryItems int
 	// SinkTimeout bounds one POST to the sink.
 	SinkTimeout time.Duration
 	// Parallel bounds the containers of one Connection synced at once.
@@ -107,16 +128,27 @@ func (e *Engine) Start(ctx context.Context) error {
 // Ensure makes the engine sync conn (which has a sink) with connector. inputs identifies
 // what a stalled sync waits for (the generations and the sink Secret's version): a new
 // value resumes it.
+//
+// A Connection is its UID, not its name: when the name now belongs to a new object (a
+// delete and re-create coalesced in the workqueue, kubectl replace --force), the old
+// worker stops, with its cursors and its sink, and a new one starts from the new object.
 func (e *Engine) Ensure(conn *v1alpha1.Connection, connector *v1alpha1.Connector, inputs string) {
 	key := client.ObjectKeyFromObject(conn)
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.workers == nil {
 		e.workers = map[client.ObjectKey]*worker{}
 	}
 	w, ok := e.workers[key]
+	if ok && w.uid != conn.UID {
+		delete(e.workers, key)
+		e.mu.Unlock()
+		w.stop()
+		e.Ensure(conn, connector, inputs)
+		return
+	}
+	defer e.mu.Unlock()
 	if !ok {
-		w = newWorker(e, key)
+		w = newWorker(e, key, conn.UID)
 		e.workers[key] = w
 	}
 	// The spec first: a worker started before it would find nothing to run, consume its
@@ -180,6 +212,13 @@ func (e *Engine) persistEvery() time.Duration {
 	return DefaultPersistEvery
 }
 
+func (e *Engine) persistEveryItems() int {
+	if e.PersistEveryItems > 0 {
+		return e.PersistEveryItems
+	}
+	return DefaultPersistEveryItems
+}
+
 func (e *Engine) notify(key client.ObjectKey) {
 	if e.Notify != nil {
 		e.Notify(key)
@@ -190,6 +229,7 @@ func (e *Engine) notify(key client.ObjectKey) {
 type worker struct {
 	e    *Engine
 	key  client.ObjectKey
+	uid  types.UID
 	wake chan struct{}
 	done chan struct{}
 
@@ -204,11 +244,12 @@ type worker struct {
 	cancel    context.CancelFunc
 	state     State
 	status    *v1alpha1.SyncStatus // authoritative copy of status.sync once loaded
+	hasStatus bool                 // the object has a status to patch a field of
 }
 
-func newWorker(e *Engine, key client.ObjectKey) *worker {
+func newWorker(e *Engine, key client.ObjectKey, uid types.UID) *worker {
 	return &worker{
-		e: e, key: key,
+		e: e, key: key, uid: uid,
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 		state: State{Reason: v1alpha1.ProgressingReason, Message: "sync scheduled"},
@@ -309,18 +350,27 @@ func (w *worker) setState(s State) {
 }
 
 // loop is the worker's goroutine: wait for the timer or a wake-up, run, schedule.
+//
+// The schedule has one deadline for the next full run (every container): the sync
+// interval after a full run succeeded, a backoff after any run failed, or the next
+// prune. A partial run (a webhook's containers) neither postpones nor replaces it, so
+// webhooks never starve the periodic sync.
 func (w *worker) loop(ctx context.Context) {
 	defer close(w.done)
 	logger := log.FromContext(ctx).WithValues("connection", w.key.String())
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	var nextFull time.Time // zero: none scheduled (the first run is full)
+	failures := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.wake:
 		case <-timer.C:
+		}
+		if !nextFull.IsZero() && !time.Now().Before(nextFull) {
 			w.mu.Lock()
 			w.all = true
 			w.mu.Unlock()
@@ -333,7 +383,7 @@ func (w *worker) loop(ctx context.Context) {
 		w.mu.Lock()
 		w.cancelRun = cancel
 		w.mu.Unlock()
-		err := w.e.run(logr.NewContext(runCtx, logger), w, conn, connector, only)
+		res := w.e.run(logr.NewContext(runCtx, logger), w, conn, connector, only)
 		cancel()
 		w.mu.Lock()
 		w.cancelRun = nil
@@ -341,17 +391,32 @@ func (w *worker) loop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if errors.Is(err, context.Canceled) {
+		if res.cancelled {
 			continue // the spec changed: the update that cancelled us also woke us
 		}
-		next := wait.Jitter(syncInterval(conn, connector))
+		interval := syncInterval(conn, connector)
+		switch {
+		case res.failed:
+			// Transient: seconds, not a whole interval (honouring Retry-After).
+			failures++
+			nextFull = time.Now().Add(max(res.retryAfter, retryDelay(failures, interval)))
+		case only == nil:
+			failures = 0
+			nextFull = time.Now().Add(wait.Jitter(interval))
+		}
 		w.mu.Lock()
-		if due := nextPrune(conn, w.status); !due.IsZero() && time.Until(due) < next {
-			next = max(time.Second, time.Until(due))
+		if due := nextPrune(conn, w.status); !due.IsZero() && due.Before(nextFull) {
+			nextFull = due
 		}
 		w.mu.Unlock()
-		timer.Reset(next)
+		timer.Reset(max(0, time.Until(nextFull)))
 	}
+}
+
+// retryDelay is the pause before retrying after the n-th failure in a row: exponential
+// with full jitter, from retryMin up to retryMax and never beyond the sync interval.
+func retryDelay(n int, interval time.Duration) time.Duration {
+	return wait.Jitter(min(retryMax, interval, retryMin<<min(n-1, 20)))
 }
 
 // next returns what to run now, or ok=false when nothing should run (suspended or

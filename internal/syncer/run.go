@@ -11,8 +11,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,25 +32,40 @@ const keyAuthorization = "authorization"
 // errStalled ends a run that needs a human; the worker waits for a change.
 var errStalled = errors.New("sync stalled")
 
+// runResult is how a run ended, for the worker's schedule.
+type runResult struct {
+	// cancelled: the spec changed or the engine stopped; the canceller woke the worker.
+	cancelled bool
+	// failed: a transient failure; the worker retries with backoff.
+	failed bool
+	// retryAfter is the pause a vendor or sink asked for, 0 when none.
+	retryAfter time.Duration
+}
+
 // run is one sync of a Connection: the containers in only (all when nil), then pruning
-// where due. Failures are recorded in the worker's State; the returned error only says
-// whether the run was cancelled.
-func (e *Engine) run(ctx context.Context, w *worker, conn *v1alpha1.Connection, connector *v1alpha1.Connector, only map[string]bool) error {
-	r := &runner{e: e, w: w, conn: conn, source: "/namespaces/" + conn.Namespace + "/connections/" + conn.Name}
+// where due. Failures are recorded in the worker's State.
+func (e *Engine) run(ctx context.Context, w *worker, conn *v1alpha1.Connection, connector *v1alpha1.Connector, only map[string]bool) runResult {
+	r := &runner{e: e, w: w, conn: conn, source: "/namespaces/" + conn.Namespace + "/connections/" + conn.Name,
+		lookback: lookback(conn, connector)}
 	err := r.run(ctx, connector, only)
 	switch {
 	case err == nil:
-		return nil
+		return runResult{}
 	case ctx.Err() != nil:
-		return context.Canceled
+		return runResult{cancelled: true}
 	case errors.Is(err, errStalled):
 		w.mu.Lock()
 		w.stalledAt = w.inputs
 		w.mu.Unlock()
-		return nil
+		return runResult{}
 	default:
-		log.FromContext(ctx).Info("sync run failed; next run at the sync interval", "error", err.Error())
-		return nil
+		log.FromContext(ctx).Info("sync run failed; retrying with backoff", "error", err.Error())
+		res := runResult{failed: true, retryAfter: connectors.RetryAfterOf(err)}
+		var se *SinkError
+		if errors.As(err, &se) {
+			res.retryAfter = se.RetryAfter
+		}
+		return res
 	}
 }
 
@@ -60,9 +77,15 @@ type runner struct {
 	source string
 	vendor connectors.Client
 	sink   *sink
+	// lookback is the window re-read behind each container's cursor.
+	lookback time.Duration
+	// seenCap bounds each container cursor's remembered ids (status size).
+	seenCap int
 
 	mu          sync.Mutex
 	lastPersist time.Time
+	// unpersisted counts items acknowledged since the last status write.
+	unpersisted int
 }
 
 func (r *runner) run(ctx context.Context, connector *v1alpha1.Connector, only map[string]bool) error {
@@ -119,14 +142,16 @@ func (r *runner) run(ctx context.Context, connector *v1alpha1.Connector, only ma
 			first = err
 		}
 	}
-	if first == nil && only == nil {
+	full := only == nil
+	if first == nil && full {
 		first = r.prune(ctx, containers)
 	}
 
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	r.w.mu.Lock()
 	r.w.status.LastSyncTime = &now
-	if first == nil {
+	if first == nil && full {
+		// Only a run over every container may say the Connection is in sync.
 		r.w.status.LastSuccessfulSyncTime = &now
 	}
 	r.w.mu.Unlock()
@@ -136,8 +161,12 @@ func (r *runner) run(ctx context.Context, connector *v1alpha1.Connector, only ma
 	if first != nil {
 		return r.fail(first)
 	}
-	r.w.setState(State{Reason: v1alpha1.SucceededReason, Synced: true,
-		Message: fmt.Sprintf("%d items delivered", r.itemsDelivered())})
+	// A partial run (a webhook's containers) keeps the verdict of the last full run: it
+	// says nothing of the containers it did not run.
+	if full || r.w.getState().Synced {
+		r.w.setState(State{Reason: v1alpha1.SucceededReason, Synced: true,
+			Message: fmt.Sprintf("%d items delivered", r.itemsDelivered())})
+	}
 	return nil
 }
 
@@ -182,10 +211,14 @@ func (r *runner) loadStatus(ctx context.Context) error {
 		if err := r.e.Client.Get(ctx, client.ObjectKeyFromObject(r.conn), &live); err != nil {
 			return err
 		}
+		if live.UID != r.conn.UID {
+			return fmt.Errorf("connection %s was re-created (uid %s, not %s)", r.w.key, live.UID, r.conn.UID)
+		}
 		r.w.status = &v1alpha1.SyncStatus{}
 		if live.Status.Sync != nil {
 			r.w.status = live.Status.Sync.DeepCopy()
 		}
+		r.w.hasStatus = !equality.Semantic.DeepEqual(live.Status, v1alpha1.ConnectionStatus{})
 	}
 	if req := r.conn.Spec.Sync.ResyncRequest; req != "" && req != r.w.status.LastHandledResyncRequest {
 		// Rewind every cursor to spec.sync.since.
@@ -213,7 +246,12 @@ func (r *runner) containers(ctx context.Context) ([]connectors.Container, error)
 		}
 		cursor = page.NextCursor
 	}
-	if scope := r.conn.Spec.Scope.Containers; len(scope) > 0 {
+	if scope := r.conn.Spec.Scope.Containers; len(scope) == 0 && len(all) > MaxContainers {
+		// No requeue: status (etcd) cannot hold this many cursors; a human must choose.
+		return nil, &vendorclient.Problem{Reason: v1alpha1.ScopeTooLargeReason, Message: fmt.Sprintf(
+			"the credential sees %d containers and spec.scope.containers is empty: a Connection syncs at most %d; list the containers to sync in spec.scope.containers (or split them over several Connections)",
+			len(all), MaxContainers)}
+	} else if len(scope) > 0 {
 		byKey := map[string]connectors.Container{}
 		for _, c := range all {
 			byKey[c.Key] = c
@@ -233,20 +271,31 @@ func (r *runner) containers(ctx context.Context) ([]connectors.Container, error)
 	defer r.w.mu.Unlock()
 	keep := make([]v1alpha1.ContainerSyncStatus, 0, len(all))
 	for _, c := range all {
-		cs := v1alpha1.ContainerSyncStatus{Key: c.Key, Name: c.Name}
+		name := truncate(c.Name, maxContainerName)
+		cs := v1alpha1.ContainerSyncStatus{Key: c.Key, Name: name}
 		if i := slices.IndexFunc(r.w.status.Containers, func(s v1alpha1.ContainerSyncStatus) bool { return s.Key == c.Key }); i >= 0 {
 			cs = r.w.status.Containers[i]
-			cs.Name = c.Name
+			cs.Name = name
 		}
 		keep = append(keep, cs)
 	}
 	r.w.status.Containers = keep
+	r.seenCap = seenCap(len(all))
 	return all, nil
 }
 
 // syncContainer delivers what changed in one container since its cursor.
+//
+// The walk asks for the items updated at or after the cursor's From, skips those the
+// cursor has seen and delivers the rest in batches. After each acknowledged batch, From
+// moves up to min(walk position, now - look-back): every item updated before the walk
+// position has been delivered, and anything older than the look-back window is
+// assumed visible at the vendor. At the end of a complete walk, From may pass the last
+// instant walked once that instant is outside the window.
 func (r *runner) syncContainer(ctx context.Context, c connectors.Container) error {
 	cur, since := r.cursorOf(c.Key)
+	safe := time.Now().Add(-max(r.lookback, minSettle))
+	var pos time.Time // update instant of the last item walked
 	batchSize := int(r.conn.Spec.Sync.Sink.BatchSize)
 	if batchSize <= 0 {
 		batchSize = 100
@@ -260,8 +309,10 @@ func (r *runner) syncContainer(ctx context.Context, c connectors.Container) erro
 			return err
 		}
 		for _, it := range batch {
-			cur = cur.Advance(it)
+			cur.Add(it)
 		}
+		cur.Settle(earliest(pos, safe))
+		cur.Trim(r.seenCap)
 		r.acknowledge(c.Key, cur, len(batch))
 		batch = batch[:0]
 		return r.persist(ctx, false)
@@ -277,6 +328,9 @@ func (r *runner) syncContainer(ctx context.Context, c connectors.Container) erro
 			return errors.Join(p.err, flush())
 		}
 		for _, it := range p.items {
+			if it.UpdatedAt.After(pos) {
+				pos = it.UpdatedAt
+			}
 			if cur.Delivered(it) {
 				continue
 			}
@@ -291,6 +345,12 @@ func (r *runner) syncContainer(ctx context.Context, c connectors.Container) erro
 	if err := flush(); err != nil {
 		return err
 	}
+	if !pos.IsZero() {
+		// The walk is complete: every item updated at or before pos was delivered, and
+		// when pos lies outside the window nothing more can appear there.
+		cur.Settle(earliest(pos.Add(time.Nanosecond), safe))
+		r.acknowledge(c.Key, cur, 0)
+	}
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	r.w.mu.Lock()
 	if cs := r.containerStatus(c.Key); cs != nil {
@@ -298,7 +358,15 @@ func (r *runner) syncContainer(ctx context.Context, c connectors.Container) erro
 	}
 	r.w.mu.Unlock()
 	syncLag.WithLabelValues(r.conn.Namespace, r.conn.Name, c.Key).Set(lag(cur))
-	return nil
+	// A finished container's cursor does not wait for slower siblings.
+	return r.persist(ctx, true)
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // page is one vendor page of changes, or the error that ended the walk.
@@ -345,12 +413,10 @@ func (r *runner) cursorOf(key string) (Cursor, time.Time) {
 		}
 		// An unreadable cursor starts the container over: repeats, never losses.
 	}
-	since := cur.At
-	if since.IsZero() && r.conn.Spec.Sync.Since != nil {
-		since = r.conn.Spec.Sync.Since.Time
-		cur.At = since
+	if cur.From.IsZero() && len(cur.Seen) == 0 && r.conn.Spec.Sync.Since != nil {
+		cur.From = r.conn.Spec.Sync.Since.Time
 	}
-	return cur, since
+	return cur, cur.From
 }
 
 // containerStatus finds a container's status entry. Must be called with w.mu held.
@@ -373,6 +439,9 @@ func (r *runner) acknowledge(key string, cur Cursor, n int) {
 	}
 	r.w.status.ItemsDelivered += int64(n)
 	itemsDelivered.WithLabelValues(r.conn.Namespace, r.conn.Name).Add(float64(n))
+	r.mu.Lock()
+	r.unpersisted += n
+	r.mu.Unlock()
 }
 
 func (r *runner) itemsDelivered() int64 {
@@ -427,28 +496,59 @@ func (r *runner) post(ctx context.Context, events []cloudevents.Event) error {
 	}
 }
 
-// persist writes status.sync, at most every PersistEvery unless final.
+// persist writes status.sync when final, or when PersistEvery has passed or
+// PersistEveryItems items were acknowledged since the last write: a crash repeats at most
+// that many items (or that long a window), whichever comes first.
 func (r *runner) persist(ctx context.Context, final bool) error {
 	r.mu.Lock()
-	due := final || time.Since(r.lastPersist) >= r.e.persistEvery()
+	due := final || time.Since(r.lastPersist) >= r.e.persistEvery() || r.unpersisted >= r.e.persistEveryItems()
 	if due {
 		r.lastPersist = time.Now()
+		r.unpersisted = 0
 	}
 	r.mu.Unlock()
 	if !due {
 		return nil
 	}
 	r.w.mu.Lock()
-	body, err := json.Marshal(map[string]any{"status": map[string]any{"sync": r.w.status}})
+	st, hasStatus := r.w.status.DeepCopy(), r.w.hasStatus
 	r.w.mu.Unlock()
+	err := r.patchSync(ctx, st, hasStatus)
+	if err != nil && !hasStatus {
+		// Someone (the reconciler) wrote status first: patch the field instead.
+		err = r.patchSync(ctx, st, true)
+	}
+	if err == nil {
+		r.w.mu.Lock()
+		r.w.hasStatus = true
+		r.w.mu.Unlock()
+	}
+	return client.IgnoreNotFound(err)
+}
+
+// patchSync writes st as status.sync of the Connection this worker syncs, and of no
+// namesake created since (kubectl replace --force): a JSON patch that first tests the
+// UID, so another object's cursors can never land in its status. When the Connection
+// has no status yet, the patch adds one (after testing that it is still absent, so a
+// status written meanwhile is never replaced).
+func (r *runner) patchSync(ctx context.Context, st *v1alpha1.SyncStatus, hasStatus bool) error {
+	ops := []map[string]any{{"op": "test", "path": "/metadata/uid", "value": r.conn.UID}}
+	if hasStatus {
+		ops = append(ops, map[string]any{"op": "add", "path": "/status/sync", "value": st})
+	} else {
+		ops = append(ops,
+			map[string]any{"op": "test", "path": "/status", "value": nil},
+			map[string]any{"op": "add", "path": "/status", "value": map[string]any{"sync": st}})
+	}
+	body, err := json.Marshal(ops)
 	if err != nil {
 		return err
 	}
 	statusWrites.Inc()
 	target := &v1alpha1.Connection{}
 	target.Namespace, target.Name = r.conn.Namespace, r.conn.Name
-	// A merge patch of status.sync alone: conditions stay the reconciler's.
-	return client.IgnoreNotFound(r.e.Client.Status().Patch(ctx, target, client.RawPatch(types.MergePatchType, body)))
+	// status.sync alone: conditions stay the reconciler's.
+	return r.e.Client.Status().Patch(ctx, target, client.RawPatch(types.JSONPatchType, body))
 }
 
 // sinkFor builds the sink client, reading its authorization live.
@@ -562,10 +662,43 @@ func (r *runner) snapshot(ctx context.Context, c connectors.Container) error {
 }
 
 func lag(cur Cursor) float64 {
-	if cur.At.IsZero() {
+	if cur.Latest().IsZero() {
 		return 0
 	}
-	return time.Since(cur.At).Seconds()
+	return time.Since(cur.Latest()).Seconds()
+}
+
+// lookback is the window re-read behind each cursor: the Connection's, else the
+// Connector's default, else the connector's own.
+func lookback(conn *v1alpha1.Connection, connector *v1alpha1.Connector) time.Duration {
+	switch {
+	case conn.Spec.Sync.Lookback != nil:
+		return conn.Spec.Sync.Lookback.Duration
+	case connector.Spec.Defaults.Lookback != nil:
+		return connector.Spec.Defaults.Lookback.Duration
+	}
+	if p, ok := connectors.Get(string(connector.Spec.Type)); ok {
+		if lb, ok := p.(connectors.Lookbacker); ok {
+			return lb.DefaultLookback()
+		}
+	}
+	return 0
+}
+
+// seenCap shares the cursors' budget of remembered ids among a Connection's containers,
+// so status.sync stays far below etcd's object size limit whatever the scope.
+func seenCap(containers int) int {
+	return min(maxSeenPerContainer, max(minSeenPerContainer, maxSeenPerConnection/max(containers, 1)))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func outcome(err error) string {

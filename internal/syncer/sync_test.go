@@ -85,13 +85,23 @@ func controlPlane(t testing.TB) {
 // or the test ends. stop returns once the manager has stopped.
 func startManager(t testing.TB) (stop func()) {
 	t.Helper()
+	return startManagerWith(t, nil)
+}
+
+// startManagerWith is startManager with the manager's options adjusted by mutate.
+func startManagerWith(t testing.TB, mutate func(*manager.Options)) (stop func()) {
+	t.Helper()
 	controlPlane(t)
-	mgr, err := manager.New(cfg, manager.Options{
+	opts := manager.Options{
 		Namespace: operatorNamespace, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
 		AllowInsecureVendorURLs: true, SyncPersistEvery: persistEvery,
 		Controllers: controllers.ControllerOptions{RetryMinBackoff: 100 * time.Millisecond, RetryMaxBackoff: time.Second,
 			SkipNameValidation: true},
-	})
+	}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	mgr, err := manager.New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +117,13 @@ func startManager(t testing.TB) (stop func()) {
 		cancel()
 		<-done
 	}
-	t.Cleanup(stop)
+	refusedBefore := len(env.Refused())
+	t.Cleanup(func() {
+		stop()
+		if refused := env.Refused()[refusedBefore:]; len(refused) > 0 {
+			t.Errorf("the API server refused the manager (config/rbac lacks a verb the code needs): %q", refused)
+		}
+	})
 	return stop
 }
 
@@ -271,7 +287,7 @@ func TestBackfillThenIncremental(t *testing.T) {
 			keys = append(keys, c.Key)
 			cur, err := syncer.ParseCursor(c.Cursor)
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(cur.At.IsZero()).To(BeFalse(), "container %s has a cursor", c.Key)
+			g.Expect(cur.Latest().IsZero()).To(BeFalse(), "container %s has a cursor", c.Key)
 			g.Expect(c.ItemsDelivered).To(Equal(int64(tc.items / len(tc.containers))))
 		}
 		g.Expect(keys).To(ConsistOf(tc.containers))
@@ -316,15 +332,26 @@ func TestSameMinuteInSydney(t *testing.T) {
 	g.Expect(s.sink.Check().Distinct).To(Equal(300))
 
 	for round := range 3 {
-		cur, err := syncer.ParseCursor(get(t, key).Status.Sync.Containers[0].Cursor)
-		g.Expect(err).NotTo(HaveOccurred())
-		s.sink.Reset()
-		// Three issues in the cursor's own millisecond and two later in its minute.
+		// An issue updated now: the cursor remembers its instant...
 		keys := s.fake.JiraIssueKeys("PRJA")
+		at := time.Now().Truncate(time.Millisecond)
+		first := keys[round*7%len(keys)]
+		s.fake.UpdateIssue(first, at)
+		s.sink.Reset()
+		requestSync(t, key)
+		g.Eventually(func() int { return len(s.sink.Items()) }, 30*time.Second).Should(Equal(1), "round %d", round)
+		firstInfo, _ := s.fake.JiraIssue(first)
+		g.Eventually(func() bool {
+			cur, err := syncer.ParseCursor(get(t, key).Status.Sync.Containers[0].Cursor)
+			g.Expect(err).NotTo(HaveOccurred())
+			return cur.Covers(firstInfo.ID, at) && !cur.From.After(at)
+		}, 10*time.Second).Should(BeTrue(), "the cursor holds the instant")
+		// ...then three issues in that very millisecond and two later in its minute.
+		s.sink.Reset()
 		var want []string
-		for i, at := range []time.Time{cur.At, cur.At, cur.At, cur.At.Add(10 * time.Second), cur.At.Add(20 * time.Second)} {
-			k := keys[(round*5+i)*7%len(keys)]
-			s.fake.UpdateIssue(k, at)
+		for i, t := range []time.Time{at, at, at, at.Add(10 * time.Second), at.Add(20 * time.Second)} {
+			k := keys[(round*5+i+1)*7%len(keys)]
+			s.fake.UpdateIssue(k, t)
 			info, _ := s.fake.JiraIssue(k)
 			want = append(want, info.ID)
 		}
@@ -367,7 +394,7 @@ func TestSinkOutageAndRejection(t *testing.T) {
 		for _, c := range get(t, key).Status.Sync.Containers {
 			cur, err := syncer.ParseCursor(c.Cursor)
 			g.Expect(err).NotTo(HaveOccurred())
-			for _, id := range cur.IDs {
+			for _, id := range cur.IDs() {
 				g.Expect(acked).To(HaveKey(id), "the cursor of %s is past an item the sink never acknowledged", c.Key)
 			}
 			g.Expect(c.ItemsDelivered).To(BeNumerically("<=", len(acked)))
@@ -419,7 +446,7 @@ func TestCrashMidBackfill(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	var unpersisted int
 	for _, it := range s.sink.Items() {
-		if it.UpdatedAt.After(cur.At) {
+		if !cur.Covers(it.ID, it.UpdatedAt) {
 			unpersisted++
 		}
 	}
