@@ -42,7 +42,7 @@ const (
 	// MaxContainers is how many containers a Connection with an empty
 	// spec.scope.containers tracks (the bound of an explicit list too); beyond it the
 	// sync stalls with ScopeTooLarge rather than outgrow etcd's object size limit.
-	MaxContainers = 1000
+	MaxContainers  = 1000
 	maxSinkBackoff = 10 * time.Second
 	// Retries after a failed run: exponential from retryMin, capped at retryMax and at
 	// the sync interval.

@@ -141,7 +141,6 @@ func TestConfluenceIndexLagNeverLosesAPage(t *testing.T) {
 	g.Expect(deliveriesOf(s.sink, q)).To(Equal(1), "Q not sent again")
 }
 
-
 // TestBulkEditInOneMillisecond: a bulk change touches 2,500 issues in one millisecond.
 // The container neither fails nor resends them on later runs.
 func TestBulkEditInOneMillisecond(t *testing.T) {
