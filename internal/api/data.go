@@ -221,6 +221,32 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request, rq *requ
 		s.forgetOnAuthFailure(vc, err)
 		return vendorError(ctx, err)
 	}
+	if keys := conn.Spec.Scope.Containers; len(keys) > 0 {
+		// Only the containers in spec.scope.containers, even if the credential sees more.
+		// The vendor cannot filter its listing by key: walk its pages until one holds a
+		// container in scope, for at most a few pages a request (a page may then come
+		// back empty, with a cursor to go on), and stop once every one has been found.
+		const maxVendorPages = 10
+		var found []connectors.Container
+		for pages := 1; ; pages++ {
+			for _, c := range page.Items {
+				if inScope(conn, c.Key) {
+					found = append(found, c)
+				}
+			}
+			if len(found) > 0 || page.NextCursor == "" || pages >= maxVendorPages {
+				break
+			}
+			if page, err = vc.Containers(ctx, page.NextCursor, pr.limit); err != nil {
+				s.forgetOnAuthFailure(vc, err)
+				return vendorError(ctx, err)
+			}
+		}
+		page.Items = found
+		if len(found) >= len(keys) {
+			page.NextCursor = "" // every one of them is on this page: nothing more to find
+		}
+	}
 	out := pageView[connectors.Container]{Items: nonNil(page.Items), NextCursor: encodeListCursor(scope, page.NextCursor)}
 	writeOK(w, http.StatusOK, out)
 	return nil
@@ -240,12 +266,15 @@ func (s *Server) listItems(w http.ResponseWriter, r *http.Request, rq *request) 
 	if !inScope(conn, ir.container) {
 		return errorf(CodeNotFound, "container %q is outside connection %q's scope", clip(ir.container), conn.Name)
 	}
-	scope := scopeOf(conn, "items", ir.container, ir.updatedSince.UTC().Format(time.RFC3339Nano))
+	// The filter is part of the listing: a cursor from before the filter changed is not
+	// one of this listing.
+	filter := conn.Spec.Scope.Filter
+	scope := scopeOf(conn, "items", ir.container, ir.updatedSince.UTC().Format(time.RFC3339Nano), filter)
 	vcur, aerr := decodeListCursor(ir.cursor, scope)
 	if aerr != nil {
 		return aerr
 	}
-	page, err := vc.Items(ctx, connectors.ItemQuery{Container: ir.container, UpdatedSince: ir.updatedSince, Cursor: vcur, Limit: ir.limit})
+	page, err := vc.Items(ctx, connectors.ItemQuery{Container: ir.container, UpdatedSince: ir.updatedSince, Filter: filter, Cursor: vcur, Limit: ir.limit})
 	if err != nil {
 		s.forgetOnAuthFailure(vc, err)
 		return vendorError(ctx, err)
@@ -284,14 +313,18 @@ func (s *Server) getItem(w http.ResponseWriter, r *http.Request, rq *request) er
 		return err
 	}
 	defer cancel()
-	it, err := vc.Item(ctx, id)
+	// Outside the Connection's scope (its containers and its filter) is as if absent,
+	// with the same answer as a missing item: the scope is what the tenant was given,
+	// even if the credential reaches further.
+	it, err := connectors.ItemInFilter(ctx, vc.Client, id, conn.Spec.Scope.Filter)
 	if err != nil {
 		s.forgetOnAuthFailure(vc, err)
+		if connectors.KindOf(err) == connectors.KindNotFound && ctx.Err() == nil {
+			return errorf(CodeNotFound, "item %q not found through connection %q", clip(id), conn.Name)
+		}
 		return vendorError(ctx, err)
 	}
 	if !inScope(conn, it.Container) {
-		// Outside the Connection's scope is as if absent: the scope is what the tenant
-		// was given, even if the credential reaches further.
 		return errorf(CodeNotFound, "item %q not found through connection %q", clip(id), conn.Name)
 	}
 	stamp(conn, &it)
@@ -314,11 +347,16 @@ func (s *Server) listComments(w http.ResponseWriter, r *http.Request, rq *reques
 		return err
 	}
 	defer cancel()
-	if len(conn.Spec.Scope.Containers) > 0 {
-		// The comments call does not say which container the item is in: ask.
-		it, err := vc.Item(ctx, id)
+	if len(conn.Spec.Scope.Containers) > 0 || strings.TrimSpace(conn.Spec.Scope.Filter) != "" {
+		// The comments call says neither which container the item is in nor whether
+		// the filter admits it: read the item within the scope first. Outside it is
+		// as if absent (see getItem).
+		it, err := connectors.ItemInFilter(ctx, vc.Client, id, conn.Spec.Scope.Filter)
 		if err != nil {
 			s.forgetOnAuthFailure(vc, err)
+			if connectors.KindOf(err) == connectors.KindNotFound && ctx.Err() == nil {
+				return errorf(CodeNotFound, "item %q not found through connection %q", clip(id), conn.Name)
+			}
 			return vendorError(ctx, err)
 		}
 		if !inScope(conn, it.Container) {
