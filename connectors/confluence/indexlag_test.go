@@ -1,11 +1,13 @@
 package confluence_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
+	"github.com/unified-connectors/connector-operator/connectors/confluence"
 )
 
 // changesFrom drains Changes of SPA from since, failing on an error, and returns what it
@@ -88,5 +90,38 @@ func TestChangesVersionIndexedLate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestChangesIndexCatchesUpMidCall: between two requests of one Changes call the index
+// catches up with a held page (its old version leaves the results before the walk's
+// position, its new one joins at the end), which shifts every later hit one place
+// forward. The walk notices (the hit before its position changed), starts over and still
+// delivers every page once: none is skipped, the moved page comes at its new version.
+func TestChangesIndexCatchesUpMidCall(t *testing.T) {
+	fake := newFake(t)
+	fake.SeedConfluence(atlassiantest.ConfluenceSeed{Spaces: 1, Seed: 6})
+	c := newClient(t, cloudConfig(fake))
+	confluence.SetWalkPage(c, 5)
+	t0 := seedStart
+	want := map[string]time.Time{}
+	var ids []string
+	for i := range 20 {
+		at := t0.Add(time.Duration(i) * time.Second)
+		id := fake.CreatePage("SPA", fmt.Sprintf("Page %d", i), "x", at)
+		ids = append(ids, id)
+		want[id] = at
+	}
+	moved := ids[2]
+	fake.HoldPageIndex(moved)
+	fake.UpdatePage(moved, t0.Add(time.Minute))
+	want[moved] = t0.Add(time.Minute)
+	fake.AfterRequest("/wiki/rest/api/search", 1, fake.FlushIndex)
+
+	fake.ResetRequests()
+	got := changesFrom(t, c, t0, 100)
+	expectExactly(t, "one call across the catch-up", got, want)
+	if n := fake.CountRequests("/wiki/rest/api/search"); n < 6 {
+		t.Errorf("%d search requests: the walk did not start over after the shift", n)
 	}
 }

@@ -97,6 +97,12 @@ func exercise(t *testing.T, c connectors.Client) {
 	if _, err := c.Item(ctx, "PRJA-1"); err != nil {
 		t.Errorf("Item: %v", err)
 	}
+	collect(t, 10, func(cur string) (connectors.Page[connectors.Item], error) {
+		return c.Items(ctx, connectors.ItemQuery{Container: "PRJA", Filter: "issuetype != Bug", Cursor: cur, Limit: 4})
+	})
+	if _, err := c.(connectors.FilterReader).ItemMatching(ctx, "PRJA-1", "issuetype in (Bug, Task, Story)"); err != nil {
+		t.Errorf("ItemMatching: %v", err)
+	}
 	collect(t, 10, func(cur string) (connectors.Page[connectors.Comment], error) {
 		return c.Comments(ctx, "PRJA-1", cur, 1)
 	})
