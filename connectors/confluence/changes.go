@@ -230,7 +230,7 @@ func (c *Client) Changes(ctx context.Context, q connectors.ChangeQuery) (connect
 		// more hits than one call reads. However large, a group is read to its end.
 		finishing := req >= maxWalkRequests
 		if finishing && w.prev == nil {
-			break // nothing read in the bound: no group to finish
+			break // nothing read within the bound: no group to finish
 		}
 		if req >= maxWalkRequests+maxTieRequests {
 			return connectors.Page[connectors.Item]{}, &connectors.Error{Kind: connectors.KindUnavailable,
@@ -255,8 +255,10 @@ func (c *Client) Changes(ctx context.Context, q connectors.ChangeQuery) (connect
 						Vendor: Type, Op: c.api.Op(http.MethodGet, path), Status: http.StatusOK,
 						Reason: "search results kept shifting while being read; try again"}
 				}
+				// A fresh request bound too (restarts are bounded): the bound would
+				// otherwise end the walk before it is back where it was.
 				w.reset()
-				pos = 0
+				pos, req = 0, -1
 				continue
 			}
 			hits = hits[1:]
