@@ -91,6 +91,8 @@ var _ = AfterSuite(func() {
 			fmt.Fprintf(&written, "%+v\n", c.Status)
 		}
 		cancel()
+		// Some refusals are quiet (an Event, a retried write); none is expected.
+		Expect(testEnv.Refused()).To(BeEmpty(), "the API server refused the manager: config/rbac lacks a verb the code needs")
 		Expect(logs.String()).NotTo(BeEmpty())
 		leaks := leakcheck.Find(map[string]string{"logs": logs.String(), "Events and status": written.String()}, secrets.All())
 		Expect(leaks).To(BeEmpty(), "secret values leaked")

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -31,7 +30,6 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
@@ -40,11 +38,14 @@ import (
 	"github.com/unified-connectors/connector-operator/internal/leakcheck"
 	"github.com/unified-connectors/connector-operator/internal/logging"
 	"github.com/unified-connectors/connector-operator/internal/manager"
+	"github.com/unified-connectors/connector-operator/internal/testenv"
 )
 
-// The envtest suite: one kube-apiserver for the package, started on first use (so that
-// fuzzing and the parser tests need none), with the real manager (controllers and API)
-// serving plain HTTP on loopback. Users are ServiceAccounts with tokens from the
+// The envtest suite: one kube-apiserver for the package (internal/testenv), started on
+// first use (so that fuzzing and the parser tests need none), with the real manager
+// (controllers and API) serving plain HTTP on loopback. The manager acts as the operator's
+// ServiceAccount, which holds only the RBAC config/rbac ships: its TokenReviews,
+// SubjectAccessReviews and Secret writes are checked against the shipped role. Users are ServiceAccounts with tokens from the
 // TokenRequest API and real Roles and RoleBindings; vendors are atlassiantest fakes.
 
 const (
@@ -57,8 +58,8 @@ const (
 )
 
 type suite struct {
-	testEnv *envtest.Environment
-	k8s     client.Client // direct: never a stale cache
+	testEnv *testenv.Environment
+	k8s     client.Client // direct, admin: never a stale cache
 	cache   client.Client // the manager's cached client, which the API reads
 	clients kubernetes.Interface
 	baseURL string // http://127.0.0.1:port
@@ -88,6 +89,11 @@ func TestMain(m *testing.M) {
 		}
 		env.cancel()
 		<-env.done
+		// Some refusals are quiet (an Event, a retried write); none is expected.
+		if refused := env.testEnv.Refused(); len(refused) > 0 {
+			fmt.Fprintf(os.Stderr, "FAIL: the API server refused the manager (config/rbac lacks a verb the code needs): %q\n", refused)
+			code = 1
+		}
 		if err := env.testEnv.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stopping envtest:", err)
 		}
@@ -99,12 +105,6 @@ func TestMain(m *testing.M) {
 // and says how to get one.
 func testEnv(tb testing.TB) *suite {
 	tb.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		if _, err := os.Stat("../../bin/k8s/kube-apiserver"); err != nil {
-			tb.Fatal("KUBEBUILDER_ASSETS is not set and bin/k8s has no control plane: run make test (it builds one)")
-		}
-		_ = os.Setenv("KUBEBUILDER_ASSETS", "../../bin/k8s")
-	}
 	envOnce.Do(func() { env, envErr = startSuite() })
 	if envErr != nil {
 		tb.Fatalf("starting the envtest suite: %v", envErr)
@@ -120,11 +120,8 @@ func startSuite() (*suite, error) {
 	}
 	ctrl.SetLogger(logger)
 
-	s := &suite{testEnv: &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}}
-	cfg, err := s.testEnv.Start()
+	s := &suite{}
+	s.testEnv, err = testenv.Start(testenv.Options{Namespace: operatorNamespace, Namespaces: []string{usersNamespace}, Scheme: manager.Scheme})
 	if err != nil {
 		return nil, err
 	}
@@ -134,24 +131,17 @@ func startSuite() (*suite, error) {
 			_ = s.testEnv.Stop()
 		}
 	}()
-	if s.k8s, err = client.New(cfg, client.Options{Scheme: manager.Scheme}); err != nil {
-		return nil, err
-	}
-	if s.clients, err = kubernetes.NewForConfig(cfg); err != nil {
+	s.k8s = s.testEnv.Client
+	if s.clients, err = kubernetes.NewForConfig(s.testEnv.Config); err != nil {
 		return nil, err
 	}
 	ctx := context.Background()
-	for _, ns := range []string{operatorNamespace, usersNamespace} {
-		if err := s.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			return nil, err
-		}
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	s.baseURL = "http://" + ln.Addr().String()
-	mgr, err := manager.New(cfg, manager.Options{
+	mgr, err := manager.New(s.testEnv.ManagerConfig, manager.Options{
 		Namespace:               operatorNamespace,
 		MetricsBindAddress:      "0",
 		HealthProbeBindAddress:  "0",

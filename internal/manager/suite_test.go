@@ -58,7 +58,14 @@ func startManager(t testing.TB, opts manager.Options) ctrl.Manager {
 			t.Errorf("manager: %v", err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	refusedBefore := len(e.Refused())
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if refused := e.Refused()[refusedBefore:]; len(refused) > 0 {
+			t.Errorf("the API server refused the manager (config/rbac lacks a verb the code needs): %q", refused)
+		}
+	})
 	if opts.LeaderElection {
 		select {
 		case <-mgr.Elected():

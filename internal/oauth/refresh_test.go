@@ -46,6 +46,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if refused := env.Refused(); len(refused) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: the API server refused the operator (config/rbac lacks a verb the code needs): %q\n", refused)
+		code = 1
+	}
 	_ = env.Stop()
 	os.Exit(code)
 }

@@ -22,9 +22,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	authzv1 "k8s.io/api/authorization/v1"
@@ -71,8 +74,37 @@ type Environment struct {
 	// Root is the repository's root directory.
 	Root string
 
-	env *envtest.Environment
+	env     *envtest.Environment
+	mu      sync.Mutex
+	refused []string
 }
+
+// Refused lists the requests made with ManagerConfig that the API server refused with 403
+// Forbidden ("VERB /path"). Some of the operator's writes fail quietly (an Event, a
+// lease renewal, a write retried until the test gives up); a suite that asserts Refused
+// is empty when it ends catches those too: the operator is never meant to be refused.
+func (e *Environment) Refused() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.refused)
+}
+
+// recordRefusals wraps the manager's transport to note every 403.
+func (e *Environment) recordRefusals(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		if err == nil && resp.StatusCode == http.StatusForbidden {
+			e.mu.Lock()
+			e.refused = append(e.refused, req.Method+" "+req.URL.Path)
+			e.mu.Unlock()
+		}
+		return resp, err
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // Username is the Kubernetes user name ManagerConfig acts as.
 func (e *Environment) Username() string {
@@ -143,6 +175,7 @@ func Start(opts Options) (_ *Environment, err error) {
 		// What the API server gives a ServiceAccount's token.
 		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
 	}
+	e.ManagerConfig.Wrap(e.recordRefusals)
 	if err := e.waitForRBAC(ctx, objs); err != nil {
 		return nil, err
 	}

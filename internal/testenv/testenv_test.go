@@ -147,6 +147,9 @@ func TestManagerConfigIsTheServiceAccount(t *testing.T) {
 	if err := mc.List(ctx, &corev1.ConfigMapList{}); !apierrors.IsForbidden(err) {
 		t.Errorf("listing ConfigMaps as the manager: %v, want Forbidden", err)
 	}
+	if got := e.Refused(); len(got) != 2 || got[0] != "POST /api/v1/namespaces" || got[1] != "GET /api/v1/configmaps" {
+		t.Errorf("Refused() = %q, want the namespace create and the ConfigMap list", got)
+	}
 	// The admin client is not restricted.
 	if err := e.Client.List(ctx, &corev1.ConfigMapList{}); err != nil {
 		t.Errorf("listing ConfigMaps as admin: %v", err)
