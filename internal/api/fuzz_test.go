@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +62,9 @@ func fuzzServerAndSite(t testing.TB) (*Server, *atlassiantest.Server) {
 			ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "jira", UID: "uid-jira"},
 			Spec: v1alpha1.ConnectionSpec{ConnectorRef: v1alpha1.ConnectorReference{Name: "site"},
 				Auth: v1alpha1.AuthSpec{Method: v1alpha1.AuthMethodAPIToken, SecretRef: v1alpha1.SecretReference{Name: "creds"}}},
-			Status: v1alpha1.ConnectionStatus{Conditions: ready, Type: v1alpha1.ConnectorTypeJira},
+			// Served: Ready, with a valid credential (policy.Servable).
+			Status: v1alpha1.ConnectionStatus{Type: v1alpha1.ConnectorTypeJira, Conditions: append(slices.Clone(ready), metav1.Condition{
+				Type: v1alpha1.CredentialsValidCondition, Status: metav1.ConditionTrue, Reason: v1alpha1.SucceededReason, LastTransitionTime: metav1.Now()})},
 		},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "creds"},
 			Data: map[string][]byte{"email": []byte(acct.Email), "apiToken": []byte(acct.APIToken)}},
