@@ -19,7 +19,9 @@ var timeLayouts = []string{
 // zone the vendor rendered it in (the account's) does not matter to callers.
 func ParseTime(s string) (time.Time, error) {
 	for _, layout := range timeLayouts {
-		if t, err := time.Parse(layout, s); err == nil {
+		// An instant outside years 1-9999 in UTC ("0000-01-01T00:00:00+0100") cannot be
+		// written back in the vendor's format: not a timestamp Atlassian sends.
+		if t, err := time.Parse(layout, s); err == nil && t.UTC().Year() >= 1 && t.UTC().Year() <= 9999 {
 			return t, nil
 		}
 	}

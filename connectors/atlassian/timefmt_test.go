@@ -47,7 +47,8 @@ func TestFormatJiraTimeRoundTrips(t *testing.T) {
 }
 
 func FuzzParseTime(f *testing.F) {
-	for _, s := range []string{"2021-01-18T23:45:00.000+0000", "2021-01-18T23:45:00Z", "", "+0000", "2021-01-18T23:45:00.000+99"} {
+	for _, s := range []string{"2021-01-18T23:45:00.000+0000", "2021-01-18T23:45:00Z", "", "+0000", "2021-01-18T23:45:00.000+99",
+		"0000-01-01T0:00:00+0100"} { // found by the fuzzer: year 0 east of UTC is year -1 in UTC
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
