@@ -124,16 +124,9 @@ func (r *Refresher) now() time.Time {
 // that needs it meanwhile; Fresh returns ctx's error when ctx ends first, and the refresh
 // goes on and stores the rotated tokens without it.
 func (r *Refresher) Fresh(ctx context.Context, secret client.ObjectKey, oc Client) (Token, error) {
-	s, err := r.read(ctx, secret)
-	if err != nil {
-		return Token{}, err
-	}
-	tok, err := tokenOf(s)
-	if err != nil {
-		return Token{}, err
-	}
-	if r.usable(tok) {
-		return tok, nil
+	_, tok, ok, err := r.current(ctx, secret)
+	if err != nil || ok {
+		return tok, err
 	}
 	f := r.join(ctx, secret, oc)
 	select {
@@ -170,24 +163,27 @@ func (r *Refresher) join(ctx context.Context, secret client.ObjectKey, oc Client
 	return f
 }
 
-func (r *Refresher) usable(tok Token) bool {
-	return tok.AccessToken != "" && tok.Expiry.Sub(r.now()) > RefreshBefore
+// current reads the Secret live and the token it holds; ok when that token is usable
+// for at least RefreshBefore.
+func (r *Refresher) current(ctx context.Context, secret client.ObjectKey) (*corev1.Secret, Token, bool, error) {
+	s, err := r.read(ctx, secret)
+	if err != nil {
+		return nil, Token{}, false, err
+	}
+	tok, err := tokenOf(s)
+	if err != nil {
+		return nil, Token{}, false, err
+	}
+	return s, tok, tok.AccessToken != "" && tok.Expiry.Sub(r.now()) > RefreshBefore, nil
 }
 
 // settle looks at the Secret again and refreshes it unless another replica did
 // meanwhile. It runs on the flight's context.
 func (r *Refresher) settle(ctx context.Context, secret client.ObjectKey, oc Client) (Token, error) {
 	for {
-		s, err := r.read(ctx, secret)
-		if err != nil {
-			return Token{}, err
-		}
-		tok, err := tokenOf(s)
-		if err != nil {
-			return Token{}, err
-		}
-		if r.usable(tok) {
-			return tok, nil
+		s, tok, ok, err := r.current(ctx, secret)
+		if err != nil || ok {
+			return tok, err
 		}
 		// Another replica is refreshing: wait for its rotated tokens, then look again.
 		if holder, until, ok := parseLock(s.Annotations[LockAnnotation]); ok && holder != r.Holder && until.After(r.now()) {
