@@ -44,8 +44,8 @@ chart-crds: manifests ## Copy the generated CRDs into the Helm chart (never by h
 	cp config/crd/bases/*.yaml charts/connector-operator/crds/
 
 .PHONY: chart-rbac
-chart-rbac: manifests ## Generate the chart's manager ClusterRole from config/rbac/role.yaml (never by hand).
-	hack/chart-rbac.sh config/rbac/role.yaml charts/connector-operator/templates/clusterrole.yaml
+chart-rbac: manifests ## Generate the chart's manager ClusterRole and leader-election Role from config/rbac/role.yaml (never by hand).
+	hack/chart-rbac.sh config/rbac/role.yaml charts/connector-operator/templates
 
 .PHONY: fmt
 fmt: ## go fmt the tree.
