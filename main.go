@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/unified-connectors/connector-operator/internal/api"
 	"github.com/unified-connectors/connector-operator/internal/logging"
 	"github.com/unified-connectors/connector-operator/internal/manager"
+	"github.com/unified-connectors/connector-operator/internal/syncer"
 )
 
 func main() {
@@ -21,6 +23,13 @@ func main() {
 	flag.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "Address of the health probes.")
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", true, "Elect a leader so that only one replica syncs.")
+	flag.StringVar(&opts.LeaderElectionID, "leader-election-id", "", "Name of the leader Lease; empty means "+manager.DefaultLeaderElectionID+", with a hash of --watch-label-selector appended when it is set.")
+	flag.DurationVar(&opts.LeaseDuration, "leader-election-lease-duration", 15*time.Second, "How long followers wait after the leader's last renewal before taking the lease.")
+	flag.DurationVar(&opts.RenewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader retries renewing before it gives up leading (and exits).")
+	flag.DurationVar(&opts.RetryPeriod, "leader-election-retry-period", 2*time.Second, "How often candidates try to acquire or renew the lease.")
+	flag.StringVar(&opts.WatchLabelSelector, "watch-label-selector", "", "Reconcile and sync only the Connections matching this label selector, e.g. '"+manager.ShardLabel+"=shard1' for a shard or '!"+manager.ShardLabel+"' for the main instance (docs/sharding.md). Each selector elects its own leader.")
+	flag.DurationVar(&opts.SyncPersistEvery, "sync-persist-interval", syncer.DefaultPersistEvery, "During a sync, write the cursors at least this often: a crash repeats at most this long a window.")
+	flag.IntVar(&opts.SyncPersistEveryItems, "sync-persist-items", syncer.DefaultPersistEveryItems, "During a sync, write the cursors at least every this many acknowledged items: a crash repeats at most this many items plus the batch in flight.")
 	flag.StringVar(&opts.Namespace, "namespace", envOr("POD_NAMESPACE", "connector-system"), "The operator's own namespace (OAuth2 client Secrets, leader lease).")
 	flag.BoolVar(&opts.AllowInsecureVendorURLs, "allow-insecure-vendor-urls", false, "Allow http and loopback vendors and sinks. For development and tests only; never in production.")
 	flag.IntVar(&opts.Controllers.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Workers per controller.")

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -48,6 +49,10 @@ type ConnectionReconciler struct {
 	Vendors *vendorclient.Factory
 	// Sync is the sync engine (leader only); nil disables sync.
 	Sync SyncEngine
+	// Shard selects the Connections this instance reconciles and syncs by their labels
+	// (--watch-label-selector); nil means all. The others are left to their own shard:
+	// no status write, no vendor call, no sync.
+	Shard labels.Selector
 
 	// memory is what reconciles remember of each Connection (vendor pauses, verdicts,
 	// webhook marks), owned by its UID.
@@ -106,6 +111,17 @@ func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.inShard(conn) {
+		// Another shard's, or relabelled away: stop syncing it and forget what reconciles
+		// kept; its own shard writes its status. The vendor client stays: this
+		// instance's HTTP API may still serve the Connection.
+		r.memory.Forget(req.NamespacedName)
+		connectionReady.DeletePartialMatch(map[string]string{"namespace": req.Namespace, "name": req.Name})
+		if r.Sync != nil {
+			r.Sync.Remove(req.NamespacedName)
+		}
+		return ctrl.Result{}, nil
 	}
 	// No finalizer: a Connection owns nothing outside the API server. One that is going
 	// (another controller's finalizer may keep it a while) stops syncing now.
@@ -171,6 +187,11 @@ func (r *ConnectionReconciler) runSteps(ctx context.Context, s *connectionScope)
 		}
 	}
 	return result, s.failed
+}
+
+// inShard tells whether this instance's shard owns conn.
+func (r *ConnectionReconciler) inShard(conn client.Object) bool {
+	return r.Shard == nil || r.Shard.Matches(labels.Set(conn.GetLabels()))
 }
 
 // forget drops everything kept for a Connection that is gone.
@@ -348,8 +369,11 @@ func (r *ConnectionReconciler) SetupWithManager(mgr ctrl.Manager, opts Controlle
 	}
 	r.syncEvents = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
+		// A label change may move the Connection between shards: the old one lets go, the
+		// new one takes it.
 		For(&v1alpha1.Connection{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{},
+			predicate.LabelChangedPredicate{}))).
 		Watches(&v1alpha1.Connector{},
 			handler.EnqueueRequestsFromMapFunc(r.connectionsOfConnector),
 			builder.WithPredicates(connectorChangedPredicate())).

@@ -4,12 +4,17 @@
 package manager
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -42,13 +47,6 @@ func init() {
 	utilruntime.Must(v1alpha1.AddToScheme(Scheme))
 }
 
-// Leader election, in the operator's own namespace only (namespace=system is renamed by
-// config/default and the chart): controller-runtime's Lease lock reads, creates and
-// renews its Lease (get, create, update; never list, watch or delete), and records its
-// LeaderElection Events through the core Events API (create, patch).
-// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=system,resources=leases,verbs=get;create;update
-// +kubebuilder:rbac:groups="",namespace=system,resources=events,verbs=create;patch
-
 // Options configure the manager.
 type Options struct {
 	// Namespace is the operator's own namespace (OAuth2 client Secrets, leader lease).
@@ -57,6 +55,20 @@ type Options struct {
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
 	LeaderElection         bool
+	// LeaderElectionID names the leader Lease; empty means DefaultLeaderElectionID, with a
+	// hash of WatchLabelSelector appended when one is set (LeaseName).
+	LeaderElectionID string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election; 0 means
+	// controller-runtime's 15s, 10s and 2s. A follower takes over at most LeaseDuration
+	// plus RetryPeriod after the leader's last renewal.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// WatchLabelSelector shards the operator (Flux's --watch-label-selector): this
+	// instance reconciles, probes and syncs only the Connections whose labels it matches,
+	// for example "sharding.connectors.unified.dev/key=shard1", or
+	// "!sharding.connectors.unified.dev/key" for the instance that takes the rest. The
+	// Connector controller and the HTTP API still read every Connection (docs/sharding.md).
+	// Empty means every Connection.
+	WatchLabelSelector string
 	// AllowInsecureVendorURLs lifts the https-only and address rules for vendors and sinks.
 	// Dev and tests only.
 	AllowInsecureVendorURLs bool
@@ -76,13 +88,20 @@ type Options struct {
 
 // New returns a manager with every controller registered.
 func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
+	shard, err := WatchSelector(opts.WatchLabelSelector)
+	if err != nil {
+		return nil, err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme,
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
 		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
 		LeaderElection:          opts.LeaderElection,
-		LeaderElectionID:        "connector-operator.connectors.unified.dev",
+		LeaderElectionID:        LeaseName(opts.LeaderElectionID, shard),
 		LeaderElectionNamespace: opts.Namespace,
+		LeaseDuration:           positive(opts.LeaseDuration),
+		RenewDeadline:           positive(opts.RenewDeadline),
+		RetryPeriod:             positive(opts.RetryPeriod),
 		// Release the lease on shutdown so a successor takes over at once.
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       ptr(30 * time.Second),
@@ -118,6 +137,9 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		Client:   mgr.GetClient(),
 		Recorder: recorder,
 		Vendors:  vendors,
+		// The Connection cache stays whole (the Connector counts and the API need every
+		// Connection); only reconciles, probes and syncs are sharded.
+		Shard: shard,
 	}
 	engine := &syncer.Engine{
 		Client:     mgr.GetClient(),
@@ -194,3 +216,52 @@ func stripSecretMetadata(in any) (any, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// DefaultLeaderElectionID is the leader Lease of an operator that is not sharded.
+const DefaultLeaderElectionID = "connector-operator.connectors.unified.dev"
+
+// ShardLabel is the label that shards Connections by convention (Flux's is
+// sharding.fluxcd.io/key): shard instances run with --watch-label-selector
+// "ShardLabel=<shard>", the main one with "!ShardLabel".
+const ShardLabel = "sharding.connectors.unified.dev/key"
+
+// WatchSelector parses a --watch-label-selector as Flux does (metav1.ParseToLabelSelector):
+// "key=value", "key in (a,b)", "!key", "key", comma-separated. Empty selects everything.
+func WatchSelector(s string) (labels.Selector, error) {
+	if strings.TrimSpace(s) == "" {
+		return labels.Everything(), nil
+	}
+	ls, err := metav1.ParseToLabelSelector(s)
+	if err != nil {
+		return nil, fmt.Errorf("--watch-label-selector %q: %w", s, err)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(ls)
+	if err != nil {
+		return nil, fmt.Errorf("--watch-label-selector %q: %w", s, err)
+	}
+	return sel, nil
+}
+
+// LeaseName is the leader Lease of an instance: id when set; else DefaultLeaderElectionID,
+// followed, for a sharded instance, by the first 8 hex digits of the SHA-256 of the
+// selector in canonical form (labels.Selector.String sorts its requirements), so that the
+// replicas of one shard share a Lease, every shard has its own, and two spellings of one
+// selector are the same shard.
+func LeaseName(id string, shard labels.Selector) string {
+	if id != "" {
+		return id
+	}
+	if shard == nil || shard.Empty() {
+		return DefaultLeaderElectionID
+	}
+	sum := sha256.Sum256([]byte(shard.String()))
+	return DefaultLeaderElectionID + "-" + hex.EncodeToString(sum[:4])
+}
+
+// positive is nil for 0 (controller-runtime's default) and &d otherwise.
+func positive(d time.Duration) *time.Duration {
+	if d <= 0 {
+		return nil
+	}
+	return &d
+}
