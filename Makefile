@@ -93,8 +93,9 @@ dev-smoke: control-plane kubectl manifests ## make dev, but exit once the sample
 ##@ Build
 
 .PHONY: build
-build: generate fmt vet ## Build the manager binary.
+build: generate fmt vet ## Build the manager binary and the kubectl plugin (bin/kubectl-connectors).
 	go build -o $(LOCALBIN)/manager .
+	go build -o $(LOCALBIN)/kubectl-connectors ./cmd/kubectl-connectors
 
 .PHONY: run
 run: manifests generate ## Run the manager against the current kubeconfig.
