@@ -65,3 +65,16 @@ The manager image.
 {{- define "connector-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/*
+The Secret holding the API's certificate (tls.crt, tls.key): api.tls.secretName, or the
+Certificate's default name when cert-manager issues it; empty when the API serves a
+self-signed certificate.
+*/}}
+{{- define "connector-operator.apiTLSSecretName" -}}
+{{- if .Values.api.tls.secretName }}
+{{- .Values.api.tls.secretName }}
+{{- else if .Values.api.tls.certManager.enabled }}
+{{- printf "%s-api-tls" (include "connector-operator.fullname" .) }}
+{{- end }}
+{{- end }}
