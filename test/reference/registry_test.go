@@ -33,6 +33,8 @@ type metric struct {
 	Type   string // counter, gauge, histogram, summary, untyped
 	Labels []string
 	Help   string
+	// AnyLabels marks a series whose labels are not known here (a recording rule's).
+	AnyLabels bool
 }
 
 // registered lists every metric family registered in controller-runtime's registry,
