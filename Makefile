@@ -47,6 +47,14 @@ chart-crds: manifests ## Copy the generated CRDs into the Helm chart (never by h
 chart-rbac: manifests ## Generate the chart's manager ClusterRole and leader-election Role from config/rbac/role.yaml (never by hand).
 	hack/chart-rbac.sh config/rbac/role.yaml charts/connector-operator/templates
 
+.PHONY: api-docs
+api-docs: manifests ## Write docs/reference/api.md (CRD field reference) from config/crd/bases.
+	go run ./hack/api-docs -crds config/crd/bases -out docs/reference/api.md
+
+.PHONY: metrics-docs
+metrics-docs: ## Rewrite the generated columns of docs/reference/metrics.md from the manager's metrics registry.
+	go test -count=1 ./test/reference -run '^TestMetricsReference$$' -update
+
 .PHONY: fmt
 fmt: ## go fmt the tree.
 	go fmt ./...
@@ -76,10 +84,10 @@ bench: control-plane ## Run the benchmarks (figures for the issues' closing note
 	go test -run='^$$' -bench=. -benchmem -count=1 ./...
 
 .PHONY: verify
-verify: manifests generate fmt chart-crds chart-rbac ## Fail when generated or formatted files are stale.
+verify: manifests generate fmt chart-crds chart-rbac api-docs metrics-docs ## Fail when generated or formatted files are stale.
 	go mod tidy
 	@if [ -n "$$(git status --porcelain)" ]; then \
-		echo "generated files are stale; run 'make manifests generate fmt chart-crds chart-rbac' and commit:"; \
+		echo "generated files are stale; run 'make manifests generate fmt chart-crds chart-rbac api-docs metrics-docs' and commit:"; \
 		git status --porcelain; git --no-pager diff --stat; exit 1; fi
 
 .PHONY: dev
