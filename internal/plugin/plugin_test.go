@@ -10,7 +10,9 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
@@ -52,6 +54,7 @@ func TestGet(t *testing.T) {
 
 	out, errOut, code := kubectl("get")
 	g.Expect(code).To(Equal(0), errOut)
+	t.Log("\n" + out)
 	g.Expect(out).To(ContainSubstring("CONNECTORS"))
 	g.Expect(out).To(ContainSubstring("CONNECTIONS"))
 	// NAME TYPE READY CONNECTIONS STATUS...
@@ -277,4 +280,44 @@ func TestBinary(t *testing.T) {
 	_, errOut, code = run("--kubeconfig", kubeconfig, "status", "conn/missing", "-n", otherTenant)
 	g.Expect(code).To(Equal(1))
 	g.Expect(errOut).To(Equal("Error: connection team-b/missing not found\n"))
+}
+
+// TestTenantView: a tenant who may read Connections in its namespace, and nothing else,
+// still gets its table and its tree; what it may not read is said where it would be.
+func TestTenantView(t *testing.T) {
+	g := NewWithT(t)
+	waitFixtures(t)
+	ctx := context.Background()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "connection-reader"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"connections"},
+			Verbs: []string{"get", "list"}}}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "connection-reader"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "tenant-user"}}}
+	g.Expect(k8s.Create(ctx, role)).To(Succeed())
+	g.Expect(k8s.Create(ctx, binding)).To(Succeed())
+	t.Cleanup(func() { _ = k8s.Delete(ctx, binding); _ = k8s.Delete(ctx, role) })
+
+	// The authorizer learns of RBAC objects through informers: wait for it.
+	var out, errOut string
+	var code int
+	g.Eventually(func() int {
+		out, errOut, code = kubectl("get", "--as", "tenant-user")
+		return code
+	}, waitLong, 100*time.Millisecond).Should(Equal(0))
+	g.Expect(errOut).To(HavePrefix("Connectors: forbidden: you may not list connectors: "))
+	g.Expect(out).NotTo(ContainSubstring(jiraConnector))
+	g.Expect(row(out, 0, "jira")[:3]).To(HaveExactElements("jira", "jira", "True"))
+
+	out, errOut, code = kubectl("status", "conn/jira", "--as", "tenant-user")
+	g.Expect(code).To(Equal(0), errOut)
+	noSecrets(g, out+errOut)
+	g.Expect(out).To(HavePrefix("Connector demo-jira: forbidden: you may not get connector demo-jira: "))
+	g.Expect(out).To(ContainSubstring("Secret (auth apiToken) team-a/creds: forbidden: you may not get secret team-a/creds: "))
+	g.Expect(out).To(ContainSubstring("Container PRJA (Project A)"))
+	g.Expect(out).To(MatchRegexp(`Events\n\s+└── forbidden: you may not list events in namespace team-a: `))
+
+	_, errOut, code = kubectl("sync", "conn/jira", "--as", "tenant-user")
+	g.Expect(code).To(Equal(1))
+	g.Expect(errOut).To(HavePrefix("Error: forbidden: you may not patch connection team-a/jira: "))
 }
