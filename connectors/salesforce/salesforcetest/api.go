@@ -115,7 +115,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		case 1:
 			s.runQuery(w, r, v, all)
 		case 2:
-			s.moreResults(w, r, v, seg[0], seg[1])
+			s.moreResults(w, r, seg[0], seg[1])
 		default:
 			writeErrors(w, http.StatusNotFound, codeNotFound, msgNotFound)
 		}

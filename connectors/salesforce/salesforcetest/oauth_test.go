@@ -27,7 +27,7 @@ func (o *org) authorize(params url.Values) *url.URL {
 	if err != nil {
 		o.t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusFound {
 		o.t.Fatalf("authorize: status %d, want 302", resp.StatusCode)
 	}

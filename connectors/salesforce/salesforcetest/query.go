@@ -36,7 +36,7 @@ func newQueryState() queryState {
 type locator struct {
 	id       string
 	user     string
-	rows     []*ordered
+	page     page
 	total    int
 	lastUsed time.Time
 	created  uint64 // for releasing a user's oldest
@@ -106,18 +106,15 @@ func (s *Server) runQuery(w http.ResponseWriter, r *http.Request, v string, all 
 		writeErrors(w, http.StatusBadRequest, qerr.code, qerr.msg)
 		return
 	}
-	rows := q.run(s.visibleRowsLocked(q.typ, all))
-	out := make([]*ordered, len(rows))
-	for i, row := range rows {
-		out[i] = render(v, q.typ, row, q.fields)
-	}
+	// Versions are never changed once written, so the rows are a snapshot as they are.
+	pg := page{v: v, typ: q.typ, fields: q.fields, rows: q.run(s.visibleRowsLocked(q.typ, all))}
 	batch := batchSize(r, s.query.batch)
 	var loc *locator
-	if len(out) > batch {
-		loc = s.openLocatorLocked(userOf(r).ID, out)
+	if len(pg.rows) > batch {
+		loc = s.openLocatorLocked(userOf(r).ID, pg)
 	}
 	s.mu.Unlock()
-	writeBatch(w, v, r.URL.Path, loc, out, 0, batch)
+	writeBatch(w, r.URL.Path, loc, pg, 0, batch)
 }
 
 // batchSize reads Sforce-Query-Options: batchSize=n (200 to 2,000), else def.
@@ -133,9 +130,9 @@ func batchSize(r *http.Request, def int) int {
 	return def
 }
 
-func (s *Server) openLocatorLocked(user string, rows []*ordered) *locator {
+func (s *Server) openLocatorLocked(user string, pg page) *locator {
 	s.query.next++
-	loc := &locator{id: makeID(PrefixQueryLocator, s.query.next), user: user, rows: rows, total: len(rows), lastUsed: s.clock(), created: s.query.next}
+	loc := &locator{id: makeID(PrefixQueryLocator, s.query.next), user: user, page: pg, total: len(pg.rows), lastUsed: s.clock(), created: s.query.next}
 	s.query.locators[loc.id] = loc
 	// Release the user's oldest cursors beyond the limit.
 	for {
@@ -157,25 +154,47 @@ func (s *Server) openLocatorLocked(user string, rows []*ordered) *locator {
 	return loc
 }
 
-// writeBatch answers rows[from:from+batch] with totalSize, done and nextRecordsUrl.
-func writeBatch(w http.ResponseWriter, v, path string, loc *locator, rows []*ordered, from, batch int) {
-	end := min(from+batch, len(rows))
-	body := &ordered{}
-	body.add("totalSize", len(rows))
-	body.add("done", end >= len(rows))
-	if end < len(rows) {
+// page is a query's result: its rows and how to render them.
+type page struct {
+	v      string
+	typ    *sobject
+	fields []string
+	rows   []Fields
+}
+
+// writeBatch answers rows[from:from+batch] with totalSize, done and nextRecordsUrl,
+// writing the JSON itself: a batch is 2,000 records and encoding/json would check and
+// compact each one again.
+func writeBatch(w http.ResponseWriter, path string, loc *locator, pg page, from, batch int) {
+	end := min(from+batch, len(pg.rows))
+	b := make([]byte, 0, 256*(end-from+1))
+	b = append(b, `{"totalSize":`...)
+	b = strconv.AppendInt(b, int64(len(pg.rows)), 10)
+	b = append(b, `,"done":`...)
+	b = strconv.AppendBool(b, end >= len(pg.rows))
+	if end < len(pg.rows) {
 		resource := "query"
 		if strings.Contains(path, "/queryAll") {
 			resource = "queryAll"
 		}
-		body.add("nextRecordsUrl", APIPath(v)+"/"+resource+"/"+loc.id+"-"+strconv.Itoa(end))
+		b = append(b, `,"nextRecordsUrl":`...)
+		b = appendJSONString(b, APIPath(pg.v)+"/"+resource+"/"+loc.id+"-"+strconv.Itoa(end))
 	}
-	body.add("records", rows[from:end])
-	writeJSON(w, http.StatusOK, body)
+	b = append(b, `,"records":[`...)
+	for i, row := range pg.rows[from:end] {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendRecord(b, pg.v, pg.typ, row, pg.fields)
+	}
+	b = append(b, "]}\n"...)
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }
 
 // moreResults answers GET /query/{locator}-{offset}.
-func (s *Server) moreResults(w http.ResponseWriter, r *http.Request, v, resource, ref string) {
+func (s *Server) moreResults(w http.ResponseWriter, r *http.Request, resource, ref string) {
 	id, offText, _ := strings.Cut(ref, "-")
 	off, err := strconv.Atoi(offText)
 	s.mu.Lock()
@@ -195,10 +214,9 @@ func (s *Server) moreResults(w http.ResponseWriter, r *http.Request, v, resource
 	}
 	loc.lastUsed = now
 	batch := batchSize(r, s.query.batch)
-	rows := loc.rows
 	if off+batch >= loc.total {
 		delete(s.query.locators, id) // the cursor closes with its last batch
 	}
 	s.mu.Unlock()
-	writeBatch(w, v, "/"+resource, loc, rows, off, batch)
+	writeBatch(w, "/"+resource, loc, loc.page, off, batch)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -45,6 +46,57 @@ func wireValue(v any) any {
 		return t.UTC().Format(dateTimeLayout)
 	}
 	return v
+}
+
+// appendRecord writes a record as render does, straight into JSON.
+func appendRecord(b []byte, v string, o *sobject, vals Fields, fields []string) []byte {
+	b = append(b, `{"attributes":{"type":`...)
+	b = appendJSONString(b, o.name)
+	b = append(b, `,"url":`...)
+	b = appendJSONString(b, recordURL(v, o.name, vals["Id"].(string)))
+	b = append(b, '}')
+	for _, f := range fields {
+		b = append(b, ',')
+		b = appendJSONString(b, f)
+		b = append(b, ':')
+		switch x := vals[f].(type) {
+		case nil:
+			b = append(b, "null"...)
+		case string:
+			b = appendJSONString(b, x)
+		case bool:
+			b = strconv.AppendBool(b, x)
+		case int:
+			b = strconv.AppendInt(b, int64(x), 10)
+		case float64:
+			j, _ := json.Marshal(x)
+			b = append(b, j...)
+		case time.Time:
+			b = appendJSONString(b, x.UTC().Format(dateTimeLayout))
+		default:
+			j, _ := json.Marshal(x)
+			b = append(b, j...)
+		}
+	}
+	return append(b, '}')
+}
+
+// appendJSONString writes s as a JSON string, escaping as encoding/json does.
+func appendJSONString(b []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	j, _ := json.Marshal(s)
+	return append(b, j...)
 }
 
 // recordURL is a record's attributes.url.

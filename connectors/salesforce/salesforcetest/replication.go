@@ -28,7 +28,9 @@ func (s *Server) SetEarliestDeletedDate(t time.Time) {
 }
 
 // replicationWindow reads start and end, or answers the error and reports false.
-func (s *Server) replicationWindow(w http.ResponseWriter, r *http.Request) (start, end, earliest, now time.Time, ok bool) {
+// The delete log (deleted) keeps 15 days and may be purged earlier; the updated log
+// answers for 30 days.
+func (s *Server) replicationWindow(w http.ResponseWriter, r *http.Request, deleted bool) (start, end, earliest, now time.Time, ok bool) {
 	q := r.URL.Query()
 	st, ok1 := parseAPIDateTime(q.Get("start"))
 	en, ok2 := parseAPIDateTime(q.Get("end"))
@@ -39,8 +41,12 @@ func (s *Server) replicationWindow(w http.ResponseWriter, r *http.Request) (star
 	start, end = st.Truncate(time.Minute), en.Truncate(time.Minute)
 	s.mu.Lock()
 	now = s.clock()
-	earliest = stamp(now.Add(-deleteLogRetention)).Truncate(time.Minute)
-	if s.earliestDeleted.After(earliest) {
+	retention := maxReplicationWindow
+	if deleted {
+		retention = deleteLogRetention
+	}
+	earliest = stamp(now.Add(-retention)).Truncate(time.Minute)
+	if deleted && s.earliestDeleted.After(earliest) {
 		earliest = s.earliestDeleted
 	}
 	s.mu.Unlock()
@@ -75,7 +81,7 @@ func covered(end, now time.Time, pending []time.Time) time.Time {
 func inWindow(t, start, end time.Time) bool { return !t.Before(start) && t.Before(end) }
 
 func (s *Server) getDeleted(w http.ResponseWriter, r *http.Request, o *sobject) {
-	start, end, earliest, now, ok := s.replicationWindow(w, r)
+	start, end, earliest, now, ok := s.replicationWindow(w, r, true)
 	if !ok {
 		return
 	}
@@ -105,7 +111,7 @@ func (s *Server) getDeleted(w http.ResponseWriter, r *http.Request, o *sobject) 
 }
 
 func (s *Server) getUpdated(w http.ResponseWriter, r *http.Request, o *sobject) {
-	start, end, _, now, ok := s.replicationWindow(w, r)
+	start, end, _, now, ok := s.replicationWindow(w, r, false)
 	if !ok {
 		return
 	}

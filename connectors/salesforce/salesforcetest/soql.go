@@ -657,7 +657,7 @@ func (q *soqlQuery) run(rows []Fields) []Fields {
 		}
 	}
 	// No promised order: start from a scramble of the Ids, then sort stably by the keys.
-	slices.SortFunc(out, func(a, b Fields) int { return cmp.Compare(scramble(a["Id"].(string)), scramble(b["Id"].(string))) })
+	scrambleSort(out)
 	if len(q.order) > 0 {
 		slices.SortStableFunc(out, func(a, b Fields) int {
 			for _, k := range q.order {
@@ -690,6 +690,16 @@ func (q *soqlQuery) run(rows []Fields) []Fields {
 		out = out[:q.limit]
 	}
 	return out
+}
+
+// scrambleSort orders rows by scramble of their Ids, each key computed once.
+func scrambleSort(rows []Fields) {
+	keys := make(map[string]uint64, len(rows))
+	for _, r := range rows {
+		id := r["Id"].(string)
+		keys[id] = scramble(id)
+	}
+	slices.SortFunc(rows, func(a, b Fields) int { return cmp.Compare(keys[a["Id"].(string)], keys[b["Id"].(string)]) })
 }
 
 // scramble is a stable key that is neither Id nor creation order.

@@ -1,7 +1,6 @@
 package salesforcetest
 
 import (
-	"cmp"
 	"fmt"
 	"net/http"
 	"slices"
@@ -534,7 +533,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, v string) {
 				hits = append(hits, row)
 			}
 		}
-		slices.SortFunc(hits, func(a, b Fields) int { return cmp.Compare(scramble(a["Id"].(string)), scramble(b["Id"].(string))) })
+		scrambleSort(hits)
 		if len(ret.order) > 0 {
 			sq := &soqlQuery{order: ret.order, limit: -1}
 			hits = sq.run(hits)
