@@ -297,8 +297,9 @@ var _ = Describe("Connection", func() {
 		ns := newNamespace(ctx, nil)
 		createSecret(ctx, ns, "jira", map[string]string{"email": s.account.Email, "apiToken": s.account.APIToken})
 		key := createConnection(ctx, ns, s.connector.Name, v1alpha1.AuthMethodAPIToken, "jira")
-		Eventually(conditionOf(ctx, key, v1alpha1.ReconcilingCondition), 5*time.Second).Should(haveStatusReason(metav1.ConditionTrue, v1alpha1.ProgressingReason))
-		Expect(kstatusOf(ctx, key)()).To(Equal(status.InProgressStatus))
+		// InProgress from the start (the CRD defaults status.observedGeneration to -1, so
+		// the operator need not write a Reconciling condition first) until the probe ends.
+		Consistently(kstatusOf(ctx, key), 3*time.Second, 200*time.Millisecond).Should(Equal(status.InProgressStatus))
 		Eventually(kstatusOf(ctx, key), timeout).Should(Equal(status.CurrentStatus))
 	})
 })

@@ -23,6 +23,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
@@ -689,5 +690,89 @@ func TestProbeMemory(t *testing.T) {
 	m.Forget(key)
 	if m.Rejected(key, "b", in) || m.Observe(key, "b") {
 		t.Error("Forget kept something")
+	}
+}
+
+// statusWrites counts the status patches f's reconciler sends.
+func statusWrites(f *fixture) *int {
+	n := new(int)
+	f.r.Client = interceptor.NewClient(f.client.(client.WithWatch), interceptor.Funcs{
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			*n++
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
+	})
+	return n
+}
+
+func TestProbeWithNothingNewWritesNoStatus(t *testing.T) {
+	f := newFixture(t)
+	f.conn.Spec.Sync = nil // probe only
+	f.update(f.conn)
+	// What the CRD defaults a new Connection's status to.
+	f.conn = getAs(f, f.conn)
+	f.conn.Status.ObservedGeneration = -1
+	if err := f.client.Status().Update(context.Background(), f.conn); err != nil {
+		t.Fatal(err)
+	}
+	writes := statusWrites(f)
+	if _, err := f.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	first := getAs(f, f.conn)
+	if !meta.IsStatusConditionTrue(first.Status.Conditions, v1alpha1.ReadyCondition) || first.Status.Probe == nil {
+		t.Fatalf("not Ready with a probe record: %+v", first.Status)
+	}
+	if *writes != 1 {
+		t.Fatalf("%d status writes for a Connection Ready at its first reconcile, want 1", *writes)
+	}
+
+	// The periodic probe: same identity, same verdict, latency in the same class.
+	f.site.SetFault(atlassiantest.Fault{Latency: 30 * time.Millisecond})
+	f.now = f.now.Add(defaultProbeInterval)
+	if _, err := f.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if f.probes() != 2 {
+		t.Fatalf("%d probes, want 2: the periodic probe did not run", f.probes())
+	}
+	if *writes != 1 {
+		t.Errorf("the periodic probe with nothing new wrote status (%d writes): %+v", *writes, getAs(f, f.conn).Status.Probe)
+	}
+
+	// A slower vendor (another latency class) is news.
+	f.site.SetFault(atlassiantest.Fault{Latency: 300 * time.Millisecond})
+	f.now = f.now.Add(defaultProbeInterval)
+	if _, err := f.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if p := getAs(f, f.conn).Status.Probe; *writes != 2 || p.LatencyMillis < 300 {
+		t.Errorf("a probe in a slower latency class was not recorded (%d writes, %+v)", *writes, p)
+	}
+}
+
+func TestNextProbeStatus(t *testing.T) {
+	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	prev := nextProbeStatus(nil, at, 40*time.Millisecond, true)
+	if prev.LastTime == nil || !prev.LastTime.Time.Equal(at) || prev.LatencyMillis != 40 {
+		t.Fatalf("first record %+v", prev)
+	}
+	tests := []struct {
+		name    string
+		after   time.Duration
+		latency time.Duration
+		changed bool
+		renewed bool
+	}{
+		{"same class, minutes later", 5 * time.Minute, 90 * time.Millisecond, false, false},
+		{"an hour later", time.Hour, 40 * time.Millisecond, false, true},
+		{"slower class", time.Minute, 1500 * time.Millisecond, false, true},
+		{"identity or verdict changed", time.Minute, 40 * time.Millisecond, true, true},
+	}
+	for _, tt := range tests {
+		got := nextProbeStatus(prev, at.Add(tt.after), tt.latency, tt.changed)
+		if renewed := got != prev; renewed != tt.renewed {
+			t.Errorf("%s: renewed %v, want %v (%+v)", tt.name, renewed, tt.renewed, got)
+		}
 	}
 }
