@@ -103,8 +103,9 @@ func newOAuthState() oauthState {
 }
 
 type authCode struct {
-	clientID, userID, redirectURI, scope, challenge string
-	expires                                         time.Time
+	clientID, userID, redirectURI, scope string
+	challenge, method                    string // method S256 or plain
+	expires                              time.Time
 }
 
 // session is what an access token stands for.
@@ -308,10 +309,16 @@ func issuedAt(now time.Time) string { return strconv.FormatInt(now.UnixMilli(), 
 
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
-// verifierMatches checks a PKCE code_verifier against an S256 code_challenge.
-func verifierMatches(verifier, challenge string) bool {
+// verifierMatches checks a PKCE code_verifier against a code_challenge made by method.
+func verifierMatches(verifier, challenge, method string) bool {
+	if verifier == "" {
+		return false
+	}
+	if method == "plain" {
+		return equal(verifier, challenge)
+	}
 	sum := sha256.Sum256([]byte(verifier))
-	return verifier != "" && equal(base64.RawURLEncoding.EncodeToString(sum[:]), challenge)
+	return equal(base64.RawURLEncoding.EncodeToString(sum[:]), challenge)
 }
 
 // wantsRefresh reports whether a scope asks for a refresh token; an empty scope means the

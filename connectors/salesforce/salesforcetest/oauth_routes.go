@@ -59,13 +59,18 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		fail("invalid_request", "invalid code challenge method")
 		return
 	}
+	if challenge != "" && method == "" {
+		// RFC 7636 §4.3: without a method the challenge is the verifier itself
+		// ("plain"), so a client that hashes must say S256.
+		method = "plain"
+	}
 	s.mu.Lock()
 	u, ok := s.consentUserLocked()
 	code := newSecret("aPrxfake")
 	if ok {
 		s.oauth.codes[digestOf(code)] = authCode{
 			clientID: clientID, userID: u.ID, redirectURI: redirectURI,
-			scope: strings.Join(strings.Fields(q.Get("scope")), " "), challenge: challenge,
+			scope: strings.Join(strings.Fields(q.Get("scope")), " "), challenge: challenge, method: method,
 			expires: s.clock().Add(authCodeTTL),
 		}
 	}
@@ -163,7 +168,7 @@ func (s *Server) grantLocked(root string, p url.Values, clientID, secret string,
 			return nil, &tokenError{"invalid_grant", "invalid authorization code"}
 		case p.Get("redirect_uri") != code.redirectURI:
 			return nil, &tokenError{"redirect_uri_mismatch", "redirect_uri must match configuration"}
-		case code.challenge != "" && !verifierMatches(p.Get("code_verifier"), code.challenge):
+		case code.challenge != "" && !verifierMatches(p.Get("code_verifier"), code.challenge, code.method):
 			return nil, &tokenError{"invalid_grant", "invalid code verifier"}
 		}
 		userID, scope = code.userID, code.scope

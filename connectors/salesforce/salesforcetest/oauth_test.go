@@ -42,6 +42,7 @@ func authParams(challenge string) url.Values {
 	p := url.Values{"response_type": {"code"}, "client_id": {testClientID}, "redirect_uri": {redirectURI}, "state": {"st-1"}, "scope": {"api refresh_token"}}
 	if challenge != "" {
 		p.Set("code_challenge", challenge)
+		p.Set("code_challenge_method", "S256")
 	}
 	return p
 }
@@ -122,6 +123,14 @@ func TestAuthorizeRefusals(t *testing.T) {
 		if a.status != http.StatusBadRequest {
 			t.Errorf("%s: status %d, want 400", name, a.status)
 		}
+	}
+	// Without code_challenge_method the challenge is taken as plain (RFC 7636): a client
+	// that hashed the verifier and did not say S256 fails at the exchange.
+	verifier := "verifier-0123456789-0123456789-0123456789-0123"
+	p = authParams(challengeOf(verifier))
+	p.Del("code_challenge_method")
+	if a := exchange(o, o.authorize(p).Query().Get("code"), verifier); a.status != http.StatusBadRequest || !strings.Contains(string(a.body), "invalid code verifier") {
+		t.Errorf("hashed challenge without S256: %d %s", a.status, a.body)
 	}
 	// With PKCE off a code comes without a challenge, and then needs no verifier.
 	o.SetPKCERequired(false)

@@ -340,7 +340,7 @@ func (s *Server) recordByID(w http.ResponseWriter, r *http.Request, v string, o 
 			return
 		}
 		if s.takeLockFault() {
-			writeErrors(w, http.StatusBadRequest, codeUnableToLockRow, "unable to obtain exclusive access to this record")
+			writeErrors(w, http.StatusBadRequest, codeUnableToLockRow, "unable to obtain exclusive access to this record or 1 records: "+id)
 			return
 		}
 		s.mu.Lock()
@@ -354,7 +354,7 @@ func (s *Server) recordByID(w http.ResponseWriter, r *http.Request, v string, o 
 		}
 	case http.MethodDelete:
 		if s.takeLockFault() {
-			writeErrors(w, http.StatusBadRequest, codeUnableToLockRow, "unable to obtain exclusive access to this record")
+			writeErrors(w, http.StatusBadRequest, codeUnableToLockRow, "unable to obtain exclusive access to this record or 1 records: "+id)
 			return
 		}
 		s.mu.Lock()

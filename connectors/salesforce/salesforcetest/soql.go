@@ -393,6 +393,11 @@ func (p *parser) condition() cond {
 		}
 		joiner = kw
 		p.next()
+		if n := p.peek(); n.is("NOT") {
+			// Salesforce takes NOT only first in a group: a AND (NOT b), not a AND NOT b.
+			p.unexpected(n)
+			return nil
+		}
 		list = append(list, p.term())
 	}
 	switch joiner {

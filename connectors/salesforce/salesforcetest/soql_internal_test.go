@@ -106,7 +106,7 @@ func TestSOQLEvaluation(t *testing.T) {
 		{"NumberOfEmployees >= 5 AND NumberOfEmployees < 50", []int{1}},
 		{"SystemModstamp >= 2026-01-02T03:04:05Z AND SystemModstamp < 2026-01-02T03:04:06Z", []int{1}},
 		{"SystemModstamp > 2026-01-02T04:04:05+01:00", []int{2, 3}},
-		{"(Name = 'Terra' OR Name = 'Ter%') AND NOT Industry = 'Energy'", []int{1}},
+		{"(Name = 'Terra' OR Name = 'Ter%') AND (NOT Industry = 'Energy')", []int{1}},
 		{"Id = '" + makeID("001", 2)[:15] + "'", []int{2}},
 	}
 	for _, c := range cases {
@@ -169,4 +169,14 @@ func FuzzParseSOQL(f *testing.F) {
 		}
 		_ = q.run(rows)
 	})
+}
+
+func TestNotOnlyFirstInGroup(t *testing.T) {
+	lookup := testLookup()
+	if _, err := parseSOQL("SELECT Id FROM Account WHERE Name != null AND NOT Name = 'a'", lookup); err == nil || !strings.Contains(err.msg, "unexpected token: NOT") {
+		t.Errorf("AND NOT accepted: %v", err)
+	}
+	if _, err := parseSOQL("SELECT Id FROM Account WHERE Name != null AND (NOT Name = 'a')", lookup); err != nil {
+		t.Errorf("AND (NOT …) refused: %v", err)
+	}
 }
