@@ -426,3 +426,43 @@ func TestCheckQueryCatches(t *testing.T) {
 		}
 	}
 }
+
+// targetLabels are the labels the Prometheus Operator attaches to every series it scrapes
+// through a ServiceMonitor.
+var targetLabels = []string{"namespace", "container", "pod", "service", "endpoint", "job", "instance"}
+
+// TestServiceMonitorKeepsMetricLabels: a metric label that is also a target label (the
+// Connection's namespace, a sync container) is renamed exported_<label> by Prometheus
+// unless the ServiceMonitor honours the scraped labels; then the dashboard's namespace
+// filter and every per-namespace alert would see only the operator's own namespace.
+func TestServiceMonitorKeepsMetricLabels(t *testing.T) {
+	path := repoRoot + "/charts/connector-operator/templates/servicemonitor.yaml"
+	src, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Skipf("%s does not exist (yet)", path)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := registered()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clash []string
+	for _, name := range sortedNames(all) {
+		if !strings.HasPrefix(name, projectPrefix) {
+			continue
+		}
+		for _, l := range all[name].Labels {
+			if slices.Contains(targetLabels, l) {
+				clash = append(clash, name+"{"+l+"}")
+			}
+		}
+	}
+	if len(clash) == 0 {
+		return
+	}
+	if !regexp.MustCompile(`(?m)^\s*honorLabels:\s*true\s*$`).Match(src) {
+		t.Errorf("%s must set honorLabels: true on its endpoints: these labels are also target labels and would arrive as exported_*: %v", path, clash)
+	}
+}
