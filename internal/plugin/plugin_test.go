@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -13,9 +14,11 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
+	"github.com/unified-connectors/connector-operator/internal/syncer/sinktest"
 	"github.com/unified-connectors/connector-operator/internal/testenv"
 )
 
@@ -320,4 +323,30 @@ func TestTenantView(t *testing.T) {
 	_, errOut, code = kubectl("sync", "conn/jira", "--as", "tenant-user")
 	g.Expect(code).To(Equal(1))
 	g.Expect(errOut).To(HavePrefix("Error: forbidden: you may not patch connection team-a/jira: "))
+}
+
+// TestStatusSyncError: a sink that refuses the batches shows as the sync's last error.
+func TestStatusSyncError(t *testing.T) {
+	g := NewWithT(t)
+	refusing := sinktest.NewServer()
+	t.Cleanup(refusing.Close)
+	refusing.Fail(sinktest.Failure{Status: http.StatusBadRequest})
+	c := syncingConnection(tenant, "refused-"+rand.String(5))
+	c.Spec.Sync.Sink = &v1alpha1.SinkSpec{URL: v1alpha1.URL(refusing.URL()), BatchSize: 5}
+	g.Expect(k8s.Create(context.Background(), c)).To(Succeed())
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), c) })
+	key := client.ObjectKeyFromObject(c)
+	g.Eventually(func() string { return conditionReason(t, key, v1alpha1.SyncedCondition) }, waitLong, 100*time.Millisecond).
+		Should(Equal("False/" + v1alpha1.SinkRejectedReason))
+	synced := meta.FindStatusCondition(get(t, key).Status.Conditions, v1alpha1.SyncedCondition)
+
+	out, errOut, code := kubectl("status", "conn/"+key.Name)
+	g.Expect(code).To(Equal(0), errOut)
+	t.Log("\n" + out)
+	g.Expect(out).To(ContainSubstring("Connection team-a/" + key.Name + ": Ready=False Stalled: "))
+	g.Expect(out).To(ContainSubstring("Synced=False SinkRejected: "))
+	g.Expect(out).To(ContainSubstring("Last error: SinkRejected: " + synced.Message + "\n"))
+
+	out, _, _ = kubectl("get", "connections")
+	g.Expect(row(out, 0, key.Name)[2]).To(Equal("False"))
 }

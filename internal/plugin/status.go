@@ -238,9 +238,12 @@ func syncNode(ctx context.Context, c client.Client, parent *node, conn *v1alpha1
 		cnode := sn.add("Container %s", label)
 		cnode.add("Cursor: %s", cursorPosition(ct.Cursor))
 		cnode.add("Items: %d, last sync %s, last snapshot %s", ct.ItemsDelivered, ago(now, ct.LastSyncTime), ago(now, ct.LastPruneTime))
-		if ct.Key == errorOwner {
+		switch {
+		case ct.Key == errorOwner:
 			cnode.add("Last error: %s", lastError)
-		} else {
+		case lastError != "" && errorOwner == "":
+			cnode.add("Last error: the last run failed (the sync's last error above)")
+		default:
 			cnode.add("Last error: none")
 		}
 	}
