@@ -66,7 +66,14 @@ type shard struct {
 	stop    func()
 }
 
-func startShard(t *testing.T, env *testenv.Environment, name string) *shard {
+func startShard(t testing.TB, env *testenv.Environment, name string) *shard {
+	t.Helper()
+	return startInstance(t, env, name, manager.ShardLabel+"="+name, 0)
+}
+
+// startInstance runs a manager with the given selector and reconcile workers (0: the
+// default) until the test ends, and waits until it leads its Lease.
+func startInstance(t testing.TB, env *testenv.Environment, name, selector string, workers int) *shard {
 	t.Helper()
 	cfg := rest.CopyConfig(env.ManagerConfig)
 	// The API server names the field manager of every write after the User-Agent:
@@ -79,9 +86,9 @@ func startShard(t *testing.T, env *testenv.Environment, name string) *shard {
 	mgr, err := manager.New(cfg, manager.Options{
 		Namespace: env.Namespace, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
 		LeaderElection:          true,
-		WatchLabelSelector:      manager.ShardLabel + "=" + name,
+		WatchLabelSelector:      selector,
 		AllowInsecureVendorURLs: true,
-		Controllers: controllers.ControllerOptions{SkipNameValidation: true,
+		Controllers: controllers.ControllerOptions{SkipNameValidation: true, MaxConcurrentReconciles: workers,
 			RetryMinBackoff: 100 * time.Millisecond, RetryMaxBackoff: time.Second},
 		API: api.Options{Listener: ln},
 	})
