@@ -57,8 +57,10 @@ func Main(args []string, streams genericiooptions.IOStreams) int {
 func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	o := &options{streams: streams, flags: genericclioptions.NewConfigFlags(true)}
 	root := &cobra.Command{
-		Use:   "kubectl connectors",
-		Short: "Health, status and requests of connector-operator's Connectors and Connections",
+		Use: "kubectl-connectors",
+		// kubectl runs kubectl-connectors as `kubectl connectors`: usage lines say so.
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl connectors"},
+		Short:       "Health, status and requests of connector-operator's Connectors and Connections",
 		Long: "kubectl connectors shows the health of Connectors and Connections, the status tree of one\n" +
 			"Connection, and asks the operator to sync, resync, suspend or resume one.\n" +
 			"Secret values are never read out: status lists a Secret's key names only.",
