@@ -7,6 +7,7 @@
 package sharding_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -39,6 +40,7 @@ import (
 	"github.com/unified-connectors/connector-operator/controllers"
 	"github.com/unified-connectors/connector-operator/internal/api"
 	"github.com/unified-connectors/connector-operator/internal/manager"
+	"github.com/unified-connectors/connector-operator/internal/syncer"
 	"github.com/unified-connectors/connector-operator/internal/syncer/sinktest"
 	"github.com/unified-connectors/connector-operator/internal/testenv"
 )
@@ -142,6 +144,9 @@ func TestTwoShards(t *testing.T) {
 	}
 	must(t, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "creds"},
 		StringData: map[string]string{"email": acct.Email, "apiToken": acct.APIToken}}))
+	hookSecret := []byte("webhook-secret-sharding-0123")
+	must(t, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "hook"},
+		Data: map[string][]byte{"secret": hookSecret}}))
 
 	// Two Connections per shard and one unlabelled, each with a sink of its own.
 	type connection struct {
@@ -168,6 +173,9 @@ func TestTwoShards(t *testing.T) {
 		}
 		if c.shard != "" {
 			obj.Labels = map[string]string{manager.ShardLabel: c.shard}
+		}
+		if c.name == "b1" {
+			obj.Spec.Webhook = &v1alpha1.WebhookSpec{SecretRef: v1alpha1.SecretReference{Name: "hook"}}
 		}
 		must(t, k8s.Create(ctx, obj))
 		conns = append(conns, connection{key: client.ObjectKeyFromObject(obj), shard: c.shard, sink: sink})
@@ -257,6 +265,30 @@ func TestTwoShards(t *testing.T) {
 		g.Expect(sourcesOK(found)).To(ConsistOf("a1", "a2", "b1", "b2"), "shard %s searches every servable Connection: %v", s.name, found["sources"])
 		g.Expect(itemConnections(found)).To(ConsistOf("a1", "a2", "b1", "b2"), "shard %s finds the probe issue in both shards' sites", s.name)
 	}
+
+	// A webhook for b1 (shard2's) received by shard1's API reaches shard2, which syncs it.
+	issue := sites["shard2"].JiraIssueKeys("PRJA")[3]
+	sites["shard2"].UpdateIssue(issue, time.Now())
+	info, _ := sites["shard2"].JiraIssue(issue)
+	body := fmt.Appendf(nil, `{"webhookEvent":"jira:issue_updated","timestamp":%d,"issue":{"id":%q,"key":%q,"fields":{"project":{"key":"PRJA"}}}}`,
+		time.Now().UnixMilli(), info.ID, issue)
+	req, err := http.NewRequest(http.MethodPost, shard1.baseURL+"/webhooks/v1/namespaces/"+tenant+"/connections/b1", bytes.NewReader(body))
+	must(t, err)
+	req.Header.Set("X-Hub-Signature", syncer.Sign(hookSecret, body))
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	_ = resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusAccepted), "shard1 receives a webhook for shard2's Connection")
+	b1Sink := conns[2].sink
+	g.Eventually(func() bool {
+		for _, it := range b1Sink.Items() {
+			if it.ID == info.ID && it.UpdatedAt.Equal(info.Updated) {
+				return true
+			}
+		}
+		return false
+	}, timeout, 100*time.Millisecond).Should(BeTrue(), "shard2 syncs the issue the webhook named")
+	g.Expect(statusWriters(get(conns[2].key))).To(Equal([]string{"shard2"}))
 
 	// Phase 3: shard1 stops. A request on a1 (shard1's) and on b1 (shard2's): shard2
 	// acknowledges b1's and never touches a1, though both reached it in one event stream.
