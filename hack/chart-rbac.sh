@@ -61,6 +61,7 @@ metadata:
 HEADER
   printf '%s\n' "$cluster"
 } >"$tmp"
+chmod 644 "$tmp"
 mv "$tmp" "$dir/clusterrole.yaml"
 
 tmp=$(mktemp)
@@ -101,5 +102,6 @@ subjects:
   namespace: {{ .Release.Namespace }}
 BINDING
 } >"$tmp"
+chmod 644 "$tmp"
 mv "$tmp" "$dir/leader-election-rbac.yaml"
 trap - EXIT
