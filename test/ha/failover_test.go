@@ -205,6 +205,14 @@ func TestLeaderKilledMidBackfill(t *testing.T) {
 		info, _ := fake.JiraIssue(k)
 		g.Expect(newest[k].Equal(info.Updated)).To(BeTrue(), "%s: the sink's newest version is %s, the vendor's %s", k, newest[k], info.Updated)
 	}
+	// The survivor started from the dead leader's cursor: it resent nothing it covers.
+	resent := 0
+	for _, it := range sink.Items()[atTakeover:] {
+		if cur.Covers(it.ID, it.UpdatedAt) {
+			resent++
+		}
+	}
+	g.Expect(resent).To(BeZero(), "the survivor resent items the persisted cursor covers")
 	rep := sink.Check()
 	// Every persistence is due after persistItems acknowledged items, counted in whole
 	// batches, and the batch in flight may have reached the sink unacknowledged.
