@@ -9,6 +9,7 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/unified-connectors/connector-operator/controllers"
 	"github.com/unified-connectors/connector-operator/internal/api"
 	"github.com/unified-connectors/connector-operator/internal/logging"
 	"github.com/unified-connectors/connector-operator/internal/manager"
@@ -32,7 +33,10 @@ func main() {
 	flag.IntVar(&opts.SyncPersistEveryItems, "sync-persist-items", syncer.DefaultPersistEveryItems, "During a sync, write the cursors at least every this many acknowledged items: a crash repeats at most this many items plus the batch in flight.")
 	flag.StringVar(&opts.Namespace, "namespace", envOr("POD_NAMESPACE", "connector-system"), "The operator's own namespace (OAuth2 client Secrets, leader lease).")
 	flag.BoolVar(&opts.AllowInsecureVendorURLs, "allow-insecure-vendor-urls", false, "Allow http and loopback vendors and sinks. For development and tests only; never in production.")
-	flag.IntVar(&opts.Controllers.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Workers per controller.")
+	flag.IntVar(&opts.Controllers.MaxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "Workers per controller (they also bound the probes in flight).")
+	var qps float64
+	flag.Float64Var(&qps, "kube-api-qps", manager.DefaultKubeAPIQPS, "Requests a second to the Kubernetes API server, per resource.")
+	flag.IntVar(&opts.KubeAPIBurst, "kube-api-burst", manager.DefaultKubeAPIBurst, "Burst of requests to the Kubernetes API server, per resource.")
 	flag.StringVar(&opts.API.BindAddress, "api-bind-address", api.DefaultBindAddress, "Address of the HTTP API; 0 disables it.")
 	flag.StringVar(&opts.API.CertDir, "api-cert-dir", "", "Directory with tls.crt and tls.key for the HTTP API; without it the API serves a self-signed certificate (plain HTTP on a loopback address).")
 	flag.BoolVar(&opts.API.InsecurePlainHTTP, "api-insecure-plain-http", false, "Serve the HTTP API over plain HTTP on any address, behind a TLS-terminating proxy only.")
@@ -40,6 +44,7 @@ func main() {
 	flag.StringVar(&logOpts.Format, "log-format", "json", "Log format: json or console.")
 	flag.IntVar(&logOpts.Verbosity, "v", 0, "Log verbosity: 0 info, 1 debug.")
 	flag.Parse()
+	opts.KubeAPIQPS = float32(qps)
 
 	logger, err := logging.New(logOpts, os.Stderr)
 	if err != nil {

@@ -76,6 +76,11 @@ type Options struct {
 	Holder string
 	// Controllers tunes the controllers.
 	Controllers controllers.ControllerOptions
+	// KubeAPIQPS and KubeAPIBurst bound the manager's requests to the API server, per
+	// resource (controller-runtime gives each resource its own token bucket); 0 keeps
+	// the rest.Config's (main.go passes DefaultKubeAPIQPS and DefaultKubeAPIBurst).
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 	// SyncPersistEvery throttles cursor writes during a sync; 0 means the engine default.
 	SyncPersistEvery time.Duration
 	// SyncPersistEveryItems writes cursors at least every this many items; 0 means the
@@ -86,8 +91,26 @@ type Options struct {
 	API api.Options
 }
 
+// Client-side limits of the manager's API requests (flags --kube-api-qps and
+// --kube-api-burst). ctrl.GetConfigOrDie's 20/30 held 10,000 Connections' status writes
+// to 20 a second (issue 9's scale benchmark, test/scale); the API server's Priority and
+// Fairness is what protects it from a busy operator, these only bound a runaway one.
+const (
+	DefaultKubeAPIQPS   = 200
+	DefaultKubeAPIBurst = 400
+)
+
 // New returns a manager with every controller registered.
 func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
+	if opts.KubeAPIQPS != 0 || opts.KubeAPIBurst != 0 {
+		cfg = rest.CopyConfig(cfg)
+		if opts.KubeAPIQPS != 0 {
+			cfg.QPS = opts.KubeAPIQPS
+		}
+		if opts.KubeAPIBurst != 0 {
+			cfg.Burst = opts.KubeAPIBurst
+		}
+	}
 	shard, err := WatchSelector(opts.WatchLabelSelector)
 	if err != nil {
 		return nil, err

@@ -300,6 +300,8 @@ func mainOptions(ns string) manager.Options {
 		MetricsBindAddress:      "0",
 		HealthProbeBindAddress:  "0",
 		AllowInsecureVendorURLs: true,
+		KubeAPIQPS:              manager.DefaultKubeAPIQPS,
+		KubeAPIBurst:            manager.DefaultKubeAPIBurst,
 	}
 }
 
