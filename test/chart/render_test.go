@@ -309,6 +309,14 @@ func checkNetworkPolicy(t *testing.T, np *networkingv1.NetworkPolicy, d *appsv1.
 			t.Errorf("egress ports %v lack %s", out, p)
 		}
 	}
+	// HTTPS to anywhere still excludes the metadata address.
+	for _, rule := range np.Spec.Egress {
+		for _, peer := range rule.To {
+			if peer.IPBlock != nil && peer.IPBlock.CIDR == "0.0.0.0/0" && !slices.Contains(peer.IPBlock.Except, "169.254.0.0/16") {
+				t.Errorf("egress to %s lets pods reach link-local (cloud metadata) addresses", peer.IPBlock.CIDR)
+			}
+		}
+	}
 }
 
 // checkDashboards: the ConfigMap holds every dashboards/*.json of the chart, as valid
