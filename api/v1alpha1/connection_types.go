@@ -252,7 +252,13 @@ type Connection struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   ConnectionSpec   `json:"spec"`
+	Spec ConnectionSpec `json:"spec"`
+
+	// status is the observed state of the Connection. It defaults to observedGeneration -1 (as
+	// Flux's kinds do), so that kstatus, Flux and Argo CD read a new object as InProgress
+	// until the operator has reconciled it.
+	// +kubebuilder:default={"observedGeneration":-1}
+	// +optional
 	Status ConnectionStatus `json:"status,omitempty"`
 }
 

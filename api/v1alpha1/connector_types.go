@@ -187,7 +187,13 @@ type Connector struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   ConnectorSpec   `json:"spec"`
+	Spec ConnectorSpec `json:"spec"`
+
+	// status is the observed state of the Connector. It defaults to observedGeneration -1 (as
+	// Flux's kinds do), so that kstatus, Flux and Argo CD read a new object as InProgress
+	// until the operator has reconciled it.
+	// +kubebuilder:default={"observedGeneration":-1}
+	// +optional
 	Status ConnectorStatus `json:"status,omitempty"`
 }
 
