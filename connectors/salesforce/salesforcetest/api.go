@@ -7,13 +7,14 @@ import (
 	"strings"
 )
 
-// The API versions the fake serves, /services/data/v31.0 to /services/data/v66.0.
+// The API versions the fake serves, /services/data/v31.0 (the oldest Salesforce still
+// serves) to /services/data/v67.0 (Summer '26, the newest its documentation lists).
 const (
 	OldestAPIVersion = "31.0"
-	LatestAPIVersion = "66.0"
+	LatestAPIVersion = "67.0"
 )
 
-// APIPath is the data API root of version v ("66.0"): /services/data/v66.0.
+// APIPath is the data API root of version v ("67.0"): /services/data/v67.0.
 func APIPath(v string) string { return "/services/data/v" + v }
 
 // splitVersion cuts /services/data/vNN.N/rest into "NN.N" and rest (without its leading

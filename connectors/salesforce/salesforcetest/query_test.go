@@ -25,7 +25,7 @@ func TestQueryErrorsOverHTTP(t *testing.T) {
 	o.get(data("/query")).wantError(t, http.StatusBadRequest, "MALFORMED_QUERY")
 }
 
-var locatorURL = regexp.MustCompile(`^/services/data/v66\.0/(query|queryAll)/01g[0-9A-Za-z]{15}-(\d+)$`)
+var locatorURL = regexp.MustCompile(`^` + regexp.QuoteMeta(salesforcetest.APIPath(v)) + `/(query|queryAll)/01g[0-9A-Za-z]{15}-(\d+)$`)
 
 func TestQueryPagingAndLocators(t *testing.T) {
 	o := newOrg(t)

@@ -227,6 +227,9 @@ func (s *Server) checkWriteLocked(o *sobject, f Fields, api bool, now time.Time)
 		if !ok {
 			return nil, &fieldError{codeInvalidField, fmt.Sprintf("No such column '%s' on sobject of type %s", name, o.name), nil}
 		}
+		if api && fld.Name == "Id" {
+			return nil, &fieldError{codeInvalidField, "The Id field should not be specified in the sobject data.", nil}
+		}
 		if api && fld.ReadOnly {
 			return nil, &fieldError{codeInvalidInsert, fmt.Sprintf("Unable to create/update fields: %s. Please check the security settings of this field and verify that it is read/write for your profile or permission set.", fld.Name), []string{fld.Name}}
 		}

@@ -106,6 +106,7 @@ func TestCreateRefusals(t *testing.T) {
 		{"required", "/sobjects/Account/", `{"Industry":"Retail"}`, 400, "REQUIRED_FIELD_MISSING"},
 		{"unknown field", "/sobjects/Account/", `{"Name":"x","Nope__c":1}`, 400, "INVALID_FIELD"},
 		{"read-only", "/sobjects/Account/", `{"Name":"x","SystemModstamp":"2026-01-01T00:00:00.000+0000"}`, 400, "INVALID_FIELD_FOR_INSERT_UPDATE"},
+		{"id in body", "/sobjects/Account/", `{"Name":"x","Id":"001Hs0000000001IAA"}`, 400, "INVALID_FIELD"},
 		{"bad json", "/sobjects/Account/", `{"Name":`, 400, "JSON_PARSER_ERROR"},
 		{"bad parent", "/sobjects/CaseComment/", `{"ParentId":"001Hs0000000000001AAA","CommentBody":"x"}`, 400, "MALFORMED_ID"},
 		{"unknown type", "/sobjects/Nope__c/", `{"Name":"x"}`, 404, "NOT_FOUND"},

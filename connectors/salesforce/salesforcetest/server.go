@@ -233,7 +233,7 @@ type afterHook struct {
 }
 
 // AfterRequest runs fn once, when the fake has answered the n-th request from now (n ≥ 1)
-// whose path starts with prefix (for example /services/data/v66.0/query/): after the
+// whose path starts with prefix (for example /services/data/v67.0/query/): after the
 // answer is made and before the client receives it, so that fn changes the org between
 // two pages of a walk, deterministically. fn must not call the fake over HTTP; its helpers
 // (Touch, Delete, …) are fine.
