@@ -3,13 +3,22 @@ package chart_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
+	"math/big"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -251,6 +260,13 @@ func runScenario(t *testing.T, e *testenv.Environment, full rendered) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	s.base = "http://" + ln.Addr().String()
+	// The API certificate as the chart delivers it: a kubernetes.io/tls Secret (written
+	// by cert-manager in a cluster, here by the test) mounted where --api-cert-dir points.
+	certDir := ""
+	if dir, ok := args["--api-cert-dir"]; ok {
+		certDir = s.mountAPICertificate(t, full, dir)
+		s.base = "https://" + ln.Addr().String()
+	}
 	mgr, err := manager.New(cfg, manager.Options{
 		Namespace:               releaseNamespace,
 		LeaderElection:          args["--leader-elect"] == "true",
@@ -260,7 +276,7 @@ func runScenario(t *testing.T, e *testenv.Environment, full rendered) {
 		Holder:                  "chart-test",
 		Controllers: controllers.ControllerOptions{MaxConcurrentReconciles: workers,
 			RetryMinBackoff: 100 * time.Millisecond, RetryMaxBackoff: time.Second},
-		API: api.Options{Listener: ln, ExternalURL: "", VendorTimeout: 10 * time.Second, SearchSourceTimeout: 10 * time.Second},
+		API: api.Options{Listener: ln, CertDir: certDir, VendorTimeout: 10 * time.Second, SearchSourceTimeout: 10 * time.Second},
 	})
 	must(t, err)
 	mctx, cancel := context.WithCancel(ctx)
@@ -438,6 +454,71 @@ func (s *scenario) authorize(key client.ObjectKey, u apiUser) string {
 		t.Fatalf("the callback stored no tokens (keys %v)", slices.Collect(maps.Keys(tokens.Data)))
 	}
 	return string(tokens.Data["accessToken"])
+}
+
+// mountAPICertificate issues a serving certificate for the API (its Service names and
+// 127.0.0.1) from a CA of the test, stores it in the Secret the rendered Deployment mounts
+// at mountPath, writes that Secret's keys into a directory as the kubelet would, and makes
+// the test's HTTP client trust the CA. It returns the directory.
+func (s *scenario) mountAPICertificate(t *testing.T, full rendered, mountPath string) string {
+	t.Helper()
+	d, c := managerOf(t, full)
+	volume := ""
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == mountPath {
+			volume = m.Name
+		}
+	}
+	secretName := ""
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Name == volume && v.Secret != nil {
+			secretName = v.Secret.SecretName
+		}
+	}
+	if secretName == "" {
+		t.Fatalf("--api-cert-dir=%s is not a Secret volume of the Deployment (mounts %+v)", mountPath, c.VolumeMounts)
+	}
+
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "chart-test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	must(t, err)
+	ca, err := x509.ParseCertificate(caDER)
+	must(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: fullname},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames:    []string{fullname + "." + releaseNamespace + ".svc"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	must(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	must(t, err)
+	ctx := context.Background()
+	must(t, s.k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: releaseNamespace, Name: secretName},
+		Type:       corev1.SecretTypeTLS,
+		Data: map[string][]byte{
+			corev1.TLSCertKey:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
+			corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+			"ca.crt":                pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		},
+	}))
+	var mounted corev1.Secret
+	must(t, s.k8s.Get(ctx, client.ObjectKey{Namespace: releaseNamespace, Name: secretName}, &mounted))
+	dir := t.TempDir()
+	for k, v := range mounted.Data {
+		must(t, os.WriteFile(filepath.Join(dir, k), v, 0o600))
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	noRedirect.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	return dir
 }
 
 // waitAllowed waits until the authorizer applies the chart's RBAC to user (it learns of
