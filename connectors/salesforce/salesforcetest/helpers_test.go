@@ -74,6 +74,11 @@ func (a answer) wantError(t *testing.T, status int, code string) string {
 	return msg
 }
 
+func decodeJSON(resp *http.Response, v any) error {
+	defer func() { _ = resp.Body.Close() }()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
 func do(t *testing.T, req *http.Request) answer {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)

@@ -661,35 +661,7 @@ func (q *soqlQuery) run(rows []Fields) []Fields {
 			out = append(out, r)
 		}
 	}
-	// No promised order: start from a scramble of the Ids, then sort stably by the keys.
-	scrambleSort(out)
-	if len(q.order) > 0 {
-		slices.SortStableFunc(out, func(a, b Fields) int {
-			for _, k := range q.order {
-				va, vb := a[k.field.Name], b[k.field.Name]
-				var n int
-				switch {
-				case va == nil && vb == nil:
-					n = 0
-				case va == nil || vb == nil:
-					n = 1
-					if (va == nil) == k.nullsFirst {
-						n = -1
-					}
-					return n
-				default:
-					n = compare(k.field, va, vb)
-				}
-				if k.desc {
-					n = -n
-				}
-				if n != 0 {
-					return n
-				}
-			}
-			return 0
-		})
-	}
+	sortRows(out, q.order)
 	out = out[min(q.offset, len(out)):]
 	if q.limit >= 0 && len(out) > q.limit {
 		out = out[:q.limit]
@@ -697,14 +669,52 @@ func (q *soqlQuery) run(rows []Fields) []Fields {
 	return out
 }
 
-// scrambleSort orders rows by scramble of their Ids, each key computed once.
-func scrambleSort(rows []Fields) {
-	keys := make(map[string]uint64, len(rows))
-	for _, r := range rows {
-		id := r["Id"].(string)
-		keys[id] = scramble(id)
+// sortRows orders rows by the ORDER BY keys and then, as Salesforce promises no order
+// for ties, by a scramble of the Ids: neither Id nor creation order. Keys are read once.
+func sortRows(rows []Fields, order []orderKey) {
+	type sortRow struct {
+		row  Fields
+		keys []any
+		scr  uint64
+		id   string
 	}
-	slices.SortFunc(rows, func(a, b Fields) int { return cmp.Compare(keys[a["Id"].(string)], keys[b["Id"].(string)]) })
+	tmp := make([]sortRow, len(rows))
+	for i, r := range rows {
+		id, _ := r["Id"].(string)
+		keys := make([]any, len(order))
+		for k, o := range order {
+			keys[k] = r[o.field.Name]
+		}
+		tmp[i] = sortRow{row: r, keys: keys, scr: scramble(id), id: id}
+	}
+	slices.SortFunc(tmp, func(a, b sortRow) int {
+		for k, o := range order {
+			va, vb := a.keys[k], b.keys[k]
+			switch {
+			case va == nil && vb == nil:
+				continue
+			case va == nil || vb == nil:
+				if (va == nil) == o.nullsFirst {
+					return -1
+				}
+				return 1
+			}
+			n := compare(o.field, va, vb)
+			if o.desc {
+				n = -n
+			}
+			if n != 0 {
+				return n
+			}
+		}
+		if c := cmp.Compare(a.scr, b.scr); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	for i := range tmp {
+		rows[i] = tmp[i].row
+	}
 }
 
 // scramble is a stable key that is neither Id nor creation order.

@@ -533,11 +533,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, v string) {
 				hits = append(hits, row)
 			}
 		}
-		scrambleSort(hits)
-		if len(ret.order) > 0 {
-			sq := &soqlQuery{order: ret.order, limit: -1}
-			hits = sq.run(hits)
-		}
+		sortRows(hits, ret.order)
 		if ret.limit >= 0 && len(hits) > ret.limit {
 			hits = hits[:ret.limit]
 		}
