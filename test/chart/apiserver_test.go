@@ -84,7 +84,20 @@ func TestChartOnAPIServer(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("installing the CRDs of testdata/crds: %v", err)
 	}
-	dyn, err := dynamic.NewForConfig(e.Config)
+	// The release namespaces enforce the restricted Pod Security Standard, and warn on
+	// pod templates (Deployments) that break it: the API server's PodSecurity admission
+	// then judges the chart's pods.
+	for _, ns := range []string{releaseNamespace, defaultsNamespace} {
+		var n corev1.Namespace
+		must(t, e.Client.Get(context.Background(), client.ObjectKey{Name: ns}, &n))
+		n.Labels["pod-security.kubernetes.io/enforce"] = "restricted"
+		n.Labels["pod-security.kubernetes.io/warn"] = "restricted"
+		must(t, e.Client.Update(context.Background(), &n))
+	}
+	warnings := &warningRecorder{}
+	applyCfg := rest.CopyConfig(e.Config)
+	applyCfg.WarningHandler = warnings
+	dyn, err := dynamic.NewForConfig(applyCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +124,9 @@ func TestChartOnAPIServer(t *testing.T) {
 				t.Errorf("%s %s/%s refused: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 			}
 		}
+		if w := warnings.take(); len(w) > 0 {
+			t.Errorf("the API server warned about the chart's objects: %q", w)
+		}
 		// Read back: every object exists, and helm-test manages it.
 		for _, o := range all {
 			got := &unstructured.Unstructured{}
@@ -132,6 +148,14 @@ func TestChartOnAPIServer(t *testing.T) {
 	// CRDs of testdata/crds included.
 	t.Run("a wrong field is refused", func(t *testing.T) {
 		ctx := context.Background()
+		// A pod template breaking the restricted standard draws PodSecurity's warning.
+		d := full.find("Deployment", "")[0].DeepCopy()
+		d.SetName(d.GetName() + "-privileged")
+		must(t, unstructured.SetNestedField(d.Object, false, "spec", "template", "spec", "securityContext", "runAsNonRoot"))
+		must(t, apply(ctx, dyn, e.Client.RESTMapper(), d))
+		if w := warnings.take(); !slices.ContainsFunc(w, func(s string) bool { return strings.Contains(s, "PodSecurity") }) {
+			t.Errorf("a Deployment running as root drew no PodSecurity warning (warnings %q): the check of the chart's pods proves nothing", w)
+		}
 		for kind, path := range map[string][]string{
 			"Deployment":     {"spec", "template", "spec", "securityContext", "runAsNonroot"},
 			"ServiceMonitor": {"spec", "endpoints"},
@@ -179,6 +203,27 @@ func apply(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, o
 		FieldManager: fieldOwner, Force: ptr.To(true), FieldValidation: metav1.FieldValidationStrict,
 	})
 	return err
+}
+
+// warningRecorder keeps the API server's warnings (Warning headers).
+type warningRecorder struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (w *warningRecorder) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.list = append(w.list, text)
+}
+
+// take returns the warnings so far and forgets them.
+func (w *warningRecorder) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.list
+	w.list = nil
+	return out
 }
 
 // refusals records every request the API server refused with 403, as
