@@ -1,11 +1,15 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -29,6 +33,41 @@ type ConnectorReconciler struct {
 	Namespace string
 	// Vendors checks Connectors statically (type, egress rules, OAuth2 client Secret).
 	Vendors *vendorclient.Factory
+	// CountsEvery is the least time between two reconciles of a settled Connector (Ready,
+	// its generation observed); 0 means defaultCountsEvery. Every Connection that becomes
+	// (un)ready wakes its Connector: 10,000 of them becoming Ready would otherwise mean
+	// 10,000 counts over 10,000 Connections and as many status writes.
+	CountsEvery time.Duration
+
+	// now is the clock; nil means time.Now.
+	now func() time.Time
+	// counted is when each settled Connector was last reconciled, by name.
+	counted sync.Map
+}
+
+// defaultCountsEvery: status.connections and readyConnections lag by at most this much.
+const defaultCountsEvery = 5 * time.Second
+
+func (r *ConnectorReconciler) clock() time.Time {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Now()
+}
+
+// throttled tells how long a settled Connector waits before it is counted again; 0
+// means now (and records it).
+func (r *ConnectorReconciler) throttled(connector *v1alpha1.Connector) time.Duration {
+	now := r.clock()
+	settled := connector.Status.ObservedGeneration == connector.Generation &&
+		meta.IsStatusConditionTrue(connector.Status.Conditions, v1alpha1.ReadyCondition)
+	if last, ok := r.counted.Load(connector.Name); ok && settled {
+		if wait := cmp.Or(r.CountsEvery, defaultCountsEvery) - now.Sub(last.(time.Time)); wait > 0 {
+			return wait
+		}
+	}
+	r.counted.Store(connector.Name, now)
+	return 0
 }
 
 // +kubebuilder:rbac:groups=connectors.unified.dev,resources=connectors,verbs=get;list;watch
@@ -39,12 +78,20 @@ type ConnectorReconciler struct {
 func (r *ConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	connector := &v1alpha1.Connector{}
 	if err := r.Get(ctx, req.NamespacedName, connector); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.counted.Delete(req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	// No finalizer: a Connector owns nothing outside the API server; its Connections
 	// report ConnectorNotFound once it is gone.
 	if !connector.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
+	}
+	if wait := r.throttled(connector); wait > 0 {
+		// Counted moments ago: count once more when the burst of Connection changes has
+		// had time to settle (the queue holds one request per Connector).
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 
 	patcher := newStatusPatcher(r.Client, r.Recorder, connector)
@@ -84,7 +131,8 @@ func (r *ConnectorReconciler) reconcileValidation(ctx context.Context, connector
 // reconcileCounts counts the Connections using this Connector and the Ready ones.
 func (r *ConnectorReconciler) reconcileCounts(ctx context.Context, connector *v1alpha1.Connector) error {
 	var list v1alpha1.ConnectionList
-	if err := r.List(ctx, &list, client.MatchingFields{indexConnectorRef: connector.Name}); err != nil {
+	// Read only: no copy of every Connection out of the cache.
+	if err := r.List(ctx, &list, client.MatchingFields{indexConnectorRef: connector.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	var ready int32

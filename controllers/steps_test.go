@@ -8,6 +8,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -728,7 +729,7 @@ func TestProbeWithNothingNewWritesNoStatus(t *testing.T) {
 	}
 
 	// The periodic probe: same identity, same verdict, latency in the same class.
-	f.site.SetFault(atlassiantest.Fault{Latency: 30 * time.Millisecond})
+	f.site.SetFault(atlassiantest.Fault{Latency: 300 * time.Millisecond})
 	f.now = f.now.Add(defaultProbeInterval)
 	if _, err := f.reconcile(); err != nil {
 		t.Fatal(err)
@@ -741,12 +742,12 @@ func TestProbeWithNothingNewWritesNoStatus(t *testing.T) {
 	}
 
 	// A slower vendor (another latency class) is news.
-	f.site.SetFault(atlassiantest.Fault{Latency: 300 * time.Millisecond})
+	f.site.SetFault(atlassiantest.Fault{Latency: 1100 * time.Millisecond})
 	f.now = f.now.Add(defaultProbeInterval)
 	if _, err := f.reconcile(); err != nil {
 		t.Fatal(err)
 	}
-	if p := getAs(f, f.conn).Status.Probe; *writes != 2 || p.LatencyMillis < 300 {
+	if p := getAs(f, f.conn).Status.Probe; *writes != 2 || p.LatencyMillis < 1100 {
 		t.Errorf("a probe in a slower latency class was not recorded (%d writes, %+v)", *writes, p)
 	}
 }
@@ -774,5 +775,54 @@ func TestNextProbeStatus(t *testing.T) {
 		if renewed := got != prev; renewed != tt.renewed {
 			t.Errorf("%s: renewed %v, want %v (%+v)", tt.name, renewed, tt.renewed, got)
 		}
+	}
+}
+
+func TestConnectorCountsAreThrottled(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	connector, conn := f.connector.DeepCopy(), f.conn.DeepCopy()
+	connector.ResourceVersion, conn.ResourceVersion = "", ""
+	f.client = fake.NewClientBuilder().WithScheme(testScheme).
+		WithObjects(connector, conn).
+		WithStatusSubresource(&v1alpha1.Connection{}, &v1alpha1.Connector{}).
+		WithIndex(&v1alpha1.Connection{}, indexConnectorRef, func(o client.Object) []string {
+			return []string{o.(*v1alpha1.Connection).Spec.ConnectorRef.Name}
+		}).
+		Build()
+	now := time.Now()
+	r := &ConnectorReconciler{Recorder: events.NewFakeRecorder(100), Vendors: f.r.Vendors,
+		now: func() time.Time { return now }}
+	writes := 0
+	r.Client = interceptor.NewClient(f.client.(client.WithWatch), interceptor.Funcs{
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			writes++
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
+	})
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(f.connector)}
+	counts := func() int32 { return getAs(f, f.connector).Status.Connections }
+	if _, err := r.Reconcile(ctx, req); err != nil || counts() != 1 || writes != 1 {
+		t.Fatalf("first count: err %v, %d Connections, %d writes", err, counts(), writes)
+	}
+	// A burst of new Connections, each waking the Connector.
+	for i := range 20 {
+		c := f.conn.DeepCopy()
+		c.ResourceVersion, c.UID, c.Name = "", "", fmt.Sprintf("jira-%d", i)
+		if err := f.client.Create(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.Reconcile(ctx, req)
+		if err != nil || res.RequeueAfter <= 0 || res.RequeueAfter > defaultCountsEvery {
+			t.Fatalf("reconcile %d in the burst: err %v, requeue after %s, want within %s", i, err, res.RequeueAfter, defaultCountsEvery)
+		}
+	}
+	if writes != 1 {
+		t.Errorf("%d status writes during the burst, want 1", writes)
+	}
+	// The requeue counts them all at once.
+	now = now.Add(defaultCountsEvery)
+	if _, err := r.Reconcile(ctx, req); err != nil || counts() != 21 || writes != 2 {
+		t.Fatalf("after the burst: err %v, %d Connections, %d writes; want 21 and 2", err, counts(), writes)
 	}
 }
