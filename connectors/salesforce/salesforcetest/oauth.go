@@ -89,7 +89,8 @@ type oauthState struct {
 	refresh      map[digest]*refreshToken
 	nextGrant    int
 	grants       []TokenGrant
-	refreshes    int // successful refresh_token grants
+	refreshes    int    // successful refresh_token grants
+	instanceURL  string // answered as instance_url; "" for the org root as addressed
 }
 
 func newOAuthState() oauthState {
@@ -171,6 +172,15 @@ func (s *Server) SetRefreshTokenRotation(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.oauth.rotation = on
+}
+
+// SetInstanceURL makes token answers carry u as instance_url (and build the identity URL
+// on it) instead of the org root the client addressed, for tests of a client that must
+// refuse an instance_url its Connector does not allow. "" restores the default.
+func (s *Server) SetInstanceURL(u string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.oauth.instanceURL = strings.TrimRight(u, "/")
 }
 
 // IssueTokens issues a session and a refresh token for clientID acting as userID, as if

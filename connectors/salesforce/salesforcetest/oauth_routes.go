@@ -212,6 +212,9 @@ func (s *Server) grantLocked(root string, p url.Values, clientID, secret string,
 	if scope == "" {
 		scope = "api refresh_token"
 	}
+	if s.oauth.instanceURL != "" {
+		root = s.oauth.instanceURL
+	}
 	id := root + "/id/" + s.orgID + "/" + userID
 	at := issuedAt(now)
 	answer := map[string]string{

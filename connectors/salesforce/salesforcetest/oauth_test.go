@@ -328,3 +328,13 @@ func TestRequestLogHoldsNoSecrets(t *testing.T) {
 		t.Errorf("query not logged: %+v", last)
 	}
 }
+
+func TestSetInstanceURL(t *testing.T) {
+	o := newOrg(t)
+	o.SetInstanceURL("https://evil.example/")
+	var tok map[string]string
+	o.form("/services/oauth2/token", refreshForm(o.refresh)).json(t, &tok)
+	if tok["instance_url"] != "https://evil.example" || !strings.HasPrefix(tok["id"], "https://evil.example/id/") {
+		t.Errorf("token answer %v", tok)
+	}
+}

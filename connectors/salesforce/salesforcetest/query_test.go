@@ -309,3 +309,42 @@ func TestCustomTypeQuery(t *testing.T) {
 		t.Errorf("field order: %s", a.body)
 	}
 }
+
+// TestConcurrentUse queries, pages and writes from many goroutines (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	o := newOrg(t)
+	accts := o.AddRecords("Account", 2100, nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			o.Touch(t0.Add(time.Duration(i)*time.Second), accts[i%len(accts)])
+		}
+	}()
+	errs := make(chan string, 8)
+	for range 4 {
+		go func() {
+			for range 3 {
+				req := mustReq(t, o.URL()+data("/query?q=SELECT+Id+FROM+Account+ORDER+BY+Id"))
+				req.Header.Set("Authorization", "Bearer "+o.access)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				var r queryResult
+				if err := decodeJSON(resp, &r); err != nil || r.TotalSize != 2100 {
+					errs <- fmt.Sprintf("total %d err %v", r.TotalSize, err)
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range 4 {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+	<-done
+}
