@@ -25,6 +25,8 @@ import (
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/yaml"
 
 	"github.com/unified-connectors/connector-operator/internal/testenv"
@@ -351,6 +353,80 @@ func TestArgoCDConfigMap(t *testing.T) {
 		// Argo CD's key: resource.customizations.health.<group>_<Kind>.
 		if got := cm.Data["resource.customizations.health.connectors.unified.dev_"+kind]; got != healthScript(t, kind) {
 			t.Errorf("argocd-cm's %s script differs from its health.lua", kind)
+		}
+	}
+}
+
+// TestKstatusOfFixtures computes kstatus (what Flux and kubectl wait read) over every
+// fixture, so the kstatus column of docs/gitops/argocd.md holds for the hand-written
+// states too, including the two where kstatus is more lenient than the Lua checks.
+func TestKstatusOfFixtures(t *testing.T) {
+	want := map[string]status.Status{
+		"Connection/operator-fresh":                status.InProgressStatus,
+		"Connection/operator-ready":                status.CurrentStatus,
+		"Connection/operator-credentials-rejected": status.FailedStatus,
+		"Connection/operator-secret-not-found":     status.FailedStatus,
+		"Connection/operator-suspended":            status.CurrentStatus,
+		"Connection/operator-connector-not-ready":  status.FailedStatus,
+		"Connection/operator-vendor-unreachable":   status.InProgressStatus,
+		"Connection/operator-sink-rejected":        status.FailedStatus,
+		// kstatus has nothing to go on without a status: the CRD default exists for this.
+		"Connection/no-status":                  status.CurrentStatus,
+		"Connection/generation-ahead":           status.InProgressStatus,
+		"Connection/reconciling-new-generation": status.InProgressStatus,
+		"Connection/rate-limited":               status.InProgressStatus,
+		"Connection/sink-unavailable":           status.InProgressStatus,
+		// Without a Ready condition kstatus assumes Current; Ready False or Unknown without
+		// Reconciling or Stalled (which the operator never writes) is InProgress.
+		"Connection/no-conditions":            status.CurrentStatus,
+		"Connection/ready-unknown":            status.InProgressStatus,
+		"Connection/ready-false":              status.InProgressStatus,
+		"Connection/suspended-stalled":        status.FailedStatus,
+		"Connection/synced":                   status.CurrentStatus,
+		"Connector/operator-fresh":            status.InProgressStatus,
+		"Connector/operator-ready":            status.CurrentStatus,
+		"Connector/operator-secret-not-found": status.FailedStatus,
+		"Connector/no-status":                 status.CurrentStatus,
+		"Connector/generation-ahead":          status.InProgressStatus,
+		"Connector/egress-denied":             status.FailedStatus,
+	}
+	fixtures, err := filepath.Glob(filepath.Join(healthDir(t), "connectors.unified.dev", "*", "testdata", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range fixtures {
+		name := filepath.Base(filepath.Dir(filepath.Dir(f))) + "/" + strings.TrimSuffix(filepath.Base(f), ".yaml")
+		seen[name] = true
+		exp, ok := want[name]
+		if !ok {
+			t.Errorf("%s: no expected kstatus", name)
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// As the API server's JSON reaches kstatus: integers as int64.
+		j, err := yaml.YAMLToJSON(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		obj := &unstructured.Unstructured{}
+		if err := obj.UnmarshalJSON(j); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		res, err := status.Compute(obj)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if res.Status != exp {
+			t.Errorf("%s: kstatus %s (%s), want %s", name, res.Status, res.Message, exp)
+		}
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("%s: no such fixture", name)
 		}
 	}
 }

@@ -1,10 +1,12 @@
 -- Argo CD health of a connectors.unified.dev Connection, from the conditions the operator
 -- writes (Ready, and the kstatus pair Reconciling / Stalled, present only while True) and
--- observedGeneration, which the CRD defaults to -1 until the first reconcile. Its verdicts
--- follow kstatus (what Flux reads): a generation not yet observed is Progressing, Stalled is
--- Degraded, Reconciling is Progressing. It is stricter where kstatus is lenient: no status,
--- or a Ready condition that is absent or Unknown, is Progressing, not Healthy; Ready=False
--- is Degraded. Suspended is spec.sync.suspend on a Connection that is otherwise Healthy.
+-- observedGeneration, which the CRD defaults to -1 until the first reconcile. It agrees
+-- with kstatus (what Flux reads): Degraded is exactly kstatus Failed
+-- (Stalled=True: only a human can fix it), Progressing is InProgress (a generation not yet
+-- observed, Reconciling=True, or Ready False or Unknown: the operator retries whatever has
+-- not stalled), Healthy is Current. Where kstatus guesses Current for lack of evidence (no
+-- status, no Ready condition) it says Progressing. Suspended is
+-- spec.sync.suspend on a Connection that would otherwise be Healthy.
 -- It uses nothing beyond the libraries Argo CD always opens (no useOpenLibs needed).
 local hs = {}
 
@@ -66,7 +68,7 @@ if reconciling ~= nil and reconciling.status == "True" then
 end
 
 local ready = condition(conditions, "Ready")
-if ready == nil or ready.status == "Unknown" or
+if ready == nil or ready.status ~= "True" or
     (ready.observedGeneration ~= nil and ready.observedGeneration ~= generation) then
   hs.status = "Progressing"
   if ready ~= nil then
@@ -74,11 +76,6 @@ if ready == nil or ready.status == "Unknown" or
   else
     hs.message = "Waiting for the Ready condition"
   end
-  return hs
-end
-if ready.status == "False" then
-  hs.status = "Degraded"
-  hs.message = describe(ready)
   return hs
 end
 
