@@ -21,7 +21,8 @@ GO_TEST_FLAGS ?= -count=1 -timeout=30m
 FUZZ_TARGETS ?= ./connectors/atlassian:FuzzParseTime ./connectors/atlassian:FuzzADFToText \
 	./connectors/atlassian:FuzzStorageToText ./connectors/jira:FuzzCursor ./connectors/jira:FuzzQuote \
 	./connectors/confluence:FuzzCursor ./internal/egress:FuzzCheckURL ./internal/syncer:FuzzParseCursor \
-	./internal/api:FuzzRequest
+	./internal/api:FuzzRequest ./connectors/salesforce/salesforcetest:FuzzParseSOQL \
+	./connectors/salesforce/salesforcetest:FuzzParseSOSL
 FUZZTIME ?= 5s
 
 .PHONY: all
