@@ -27,6 +27,7 @@ import (
 	"github.com/unified-connectors/connector-operator/internal/oauth"
 	"github.com/unified-connectors/connector-operator/internal/outcome"
 	"github.com/unified-connectors/connector-operator/internal/policy"
+	"github.com/unified-connectors/connector-operator/internal/syncer"
 	"github.com/unified-connectors/connector-operator/internal/vendorclient"
 	"github.com/unified-connectors/connector-operator/internal/wait"
 )
@@ -202,6 +203,7 @@ func (r *ConnectionReconciler) forget(key client.ObjectKey) {
 	r.memory.Forget(key)
 	r.Vendors.Forget(key)
 	connectionReady.DeletePartialMatch(map[string]string{"namespace": key.Namespace, "name": key.Name})
+	syncer.ForgetMetrics(key.Namespace, key.Name)
 	if r.Sync != nil {
 		r.Sync.Remove(key)
 	}

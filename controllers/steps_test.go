@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
@@ -824,5 +826,65 @@ func TestConnectorCountsAreThrottled(t *testing.T) {
 	now = now.Add(defaultCountsEvery)
 	if _, err := r.Reconcile(ctx, req); err != nil || counts() != 21 || writes != 2 {
 		t.Fatalf("after the burst: err %v, %d Connections, %d writes; want 21 and 2", err, counts(), writes)
+	}
+}
+
+// series counts the series of a metric family in the controller-runtime registry that
+// carry the labels namespace and name.
+func series(t *testing.T, family, namespace, name string) int {
+	t.Helper()
+	mfs, err := crmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, mf := range mfs {
+		if mf.GetName() != family {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["namespace"] == namespace && labels["name"] == name {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func TestDeletedConnectionLeavesNoMetricSeries(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	key := client.ObjectKeyFromObject(f.conn)
+	if _, err := f.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	// The sync engine's per-Connection counter, as a delivered batch leaves it.
+	delivered := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "connector_sync_items_delivered_total",
+		Help: "Items the sink acknowledged, per Connection."}, []string{"namespace", "name"})
+	var exists prometheus.AlreadyRegisteredError
+	if err := crmetrics.Registry.Register(delivered); !errors.As(err, &exists) {
+		t.Fatalf("the sync engine's counter is not registered: %v", err)
+	}
+	exists.ExistingCollector.(*prometheus.CounterVec).WithLabelValues(key.Namespace, key.Name).Add(3)
+	for _, fam := range []string{"connector_connection_ready", "connector_sync_items_delivered_total"} {
+		if series(t, fam, key.Namespace, key.Name) != 1 {
+			t.Fatalf("no %s series for the Connection", fam)
+		}
+	}
+
+	if err := f.client.Delete(ctx, getAs(f, f.conn)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range []string{"connector_connection_ready", "connector_sync_items_delivered_total"} {
+		if n := series(t, fam, key.Namespace, key.Name); n != 0 {
+			t.Errorf("%d %s series left for the deleted Connection", n, fam)
+		}
 	}
 }

@@ -32,3 +32,11 @@ var (
 func init() {
 	metrics.Registry.MustRegister(itemsDelivered, batchesTotal, sinkLatency, syncLag, statusWrites)
 }
+
+// ForgetMetrics deletes the per-Connection series of a Connection that is gone, so that
+// a cluster that churns Connections does not grow the metrics endpoint for ever.
+func ForgetMetrics(namespace, name string) {
+	labels := prometheus.Labels{"namespace": namespace, "name": name}
+	itemsDelivered.DeletePartialMatch(labels)
+	syncLag.DeletePartialMatch(labels)
+}
