@@ -80,9 +80,15 @@ func (p Policy) CheckRedirect(req *http.Request, via []*http.Request) error {
 // http.Client wraps every error in a *url.Error that quotes the request URL, query and
 // all; show the *DeniedError (errors.As) or the URL path, not the wrapper.
 func (p Policy) Client(timeout time.Duration) *http.Client {
+	return p.ClientWith(nil, timeout)
+}
+
+// ClientWith is Client over a clone of base (its pool sizes and timeouts), nil meaning
+// http.DefaultTransport, with p's guards.
+func (p Policy) ClientWith(base *http.Transport, timeout time.Duration) *http.Client {
 	return &http.Client{
 		Timeout:       timeout,
-		Transport:     &guard{policy: p, next: p.Transport(nil)},
+		Transport:     &guard{policy: p, next: p.Transport(base)},
 		CheckRedirect: p.CheckRedirect,
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -59,6 +60,11 @@ type Client struct {
 	opts    Options
 	next    connectors.Doer
 	limiter *rate.Limiter
+
+	// now is the clock of lastUsed (the Pool's); nil means time.Now.
+	now func() time.Time
+	// lastUsed is when the Client was last handed out or sent a request (Unix nanos).
+	lastUsed atomic.Int64
 
 	mu        sync.Mutex
 	holdUntil time.Time // no request before this instant (the vendor's Retry-After)
@@ -127,6 +133,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	if !idempotent(req) || retries < 0 {
 		retries = 0
 	}
+	c.touch(c.clock())
 	for attempt := 0; ; attempt++ {
 		if err := c.wait(ctx); err != nil {
 			return nil, err
@@ -157,6 +164,27 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+}
+
+func (c *Client) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+func (c *Client) touch(now time.Time) { c.lastUsed.Store(now.UnixNano()) }
+
+// idleSince is how long the Client has gone unused at now; 0 while a vendor hold runs
+// (forgetting it would let the next caller ignore the vendor's Retry-After).
+func (c *Client) idleSince(now time.Time) time.Duration {
+	c.mu.Lock()
+	held := c.holdUntil.After(now)
+	c.mu.Unlock()
+	if held {
+		return 0
+	}
+	return now.Sub(time.Unix(0, c.lastUsed.Load()))
 }
 
 // wait blocks until the vendor's hold is over and the token bucket grants a request.

@@ -2,7 +2,10 @@ package vendorhttp
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -247,5 +250,91 @@ func TestNearLimitSlowsDownAndRecovers(t *testing.T) {
 	}
 	if c.adapted != 8 || c.limiter.Burst() != 8 {
 		t.Fatalf("after successes: rate %v burst %d, want 8 and 8", c.adapted, c.limiter.Burst())
+	}
+}
+
+func poolGet(t *testing.T, c *Client, url string) {
+	t.Helper()
+	resp, err := get(t, c, context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(resp)
+}
+
+func TestPoolSharesConnectionsToAHost(t *testing.T) {
+	var dials atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "{}") }))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	p := &Pool{Egress: egress.Vendor.WithAllowInsecure(true)}
+	for i := range 20 {
+		poolGet(t, p.Client(fmt.Sprintf("ns/conn-%d", i), "jira", 100, 100), srv.URL)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Errorf("20 Connections calling one host one after the other opened %d connections, want 1", n)
+	}
+}
+
+func TestPoolBoundsRequestsInFlightPerHost(t *testing.T) {
+	var now, peak atomic.Int64
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		n := now.Add(1)
+		defer now.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(50 * time.Millisecond)
+		_, _ = io.WriteString(w, "{}")
+	}))
+	p := &Pool{Egress: egress.Vendor.WithAllowInsecure(true), MaxInFlightPerHost: 3}
+	var wg sync.WaitGroup
+	for i := range 12 {
+		c := p.Client(fmt.Sprintf("ns/conn-%d", i), "jira", 100, 100)
+		wg.Go(func() { poolGet(t, c, srv) })
+	}
+	wg.Wait()
+	if got := peak.Load(); got > 3 || got == 0 {
+		t.Errorf("%d requests at once from 12 Connections, want at most MaxInFlightPerHost (3)", got)
+	}
+
+	// A caller whose deadline strikes while it waits for a slot gets its context's error.
+	full := &Pool{Egress: egress.Vendor.WithAllowInsecure(true), MaxInFlightPerHost: 1}
+	slow := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _, _ = get(t, full.Client("ns/a", "jira", 100, 100), ctx, slow) }()
+	time.Sleep(50 * time.Millisecond)
+	short, stop := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer stop()
+	if _, err := get(t, full.Client("ns/b", "jira", 100, 100), short, slow); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("waiting for a slot past the deadline: %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestPoolForgetsIdleClients(t *testing.T) {
+	now := time.Now()
+	p := &Pool{Egress: egress.Vendor.WithAllowInsecure(true), now: func() time.Time { return now }}
+	deleted := p.Client("ns/deleted", "jira", 10, 10)
+	held := p.Client("ns/held", "jira", 10, 10)
+	held.mu.Lock()
+	held.holdUntil = now.Add(2 * DefaultIdleTTL)
+	held.mu.Unlock()
+	now = now.Add(DefaultIdleTTL / 2)
+	busy := p.Client("ns/busy", "jira", 10, 10)
+	now = now.Add(DefaultIdleTTL/2 + time.Second)
+	p.Client("ns/busy", "jira", 10, 10) // still in use
+	if p.Len() != 2 {
+		t.Fatalf("pool holds %d Clients, want 2: the one idle for %s stays on a replica that never hears of its deletion", p.Len(), DefaultIdleTTL)
+	}
+	if p.Client("ns/held", "jira", 10, 10) != held || p.Client("ns/busy", "jira", 10, 10) != busy {
+		t.Error("a Client in use or under the vendor's Retry-After was dropped")
+	}
+	if p.Client("ns/deleted", "jira", 10, 10) == deleted {
+		t.Error("the idle Client is still served")
 	}
 }
