@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 )
 
 // AuthMethod names how a Connection authenticates; the values match spec.auth.method.
@@ -22,6 +24,9 @@ const (
 	AuthOAuth2 AuthMethod = "oauth2"
 	// AuthPAT is a personal access token, sent as Bearer.
 	AuthPAT AuthMethod = "pat"
+	// AuthClientCredentials is the OAuth 2.0 client credentials grant of the tenant's own
+	// client; the operator hands the connector the access token in Credentials.Token.
+	AuthClientCredentials AuthMethod = "clientCredentials"
 )
 
 // Deployment flavours, matching spec.deployment.
@@ -39,6 +44,10 @@ type Credentials struct {
 	APIToken string
 	// Token is the PAT or the OAuth2 access token.
 	Token string
+	// Values are the Secret keys the method names in the provider's AuthSpec
+	// (SecretKeys and OptionalKeys present), and for OAuth2 the token answer's
+	// OAuthRules.TokenFields, keyed by name.
+	Values map[string]string
 }
 
 // String returns a description of the credentials without any secret value.
@@ -62,6 +71,9 @@ type Config struct {
 	// CloudID and APIBaseURL select the OAuth2 gateway for Bearer tokens on Cloud.
 	CloudID    string
 	APIBaseURL string
+	// Connector is the Connector's spec, from which a provider reads its own settings
+	// (spec.cloudID, spec.salesforce); nothing outside the provider reads them.
+	Connector *v1alpha1.ConnectorSpec
 	// Credentials authenticate every call.
 	Credentials Credentials
 	// HTTP sends the requests; nil means http.DefaultClient (tests only).
@@ -241,6 +253,9 @@ type Provider interface {
 	Validate(cfg Config) (warnings []string, err error)
 	// NewClient returns a Client for cfg. It does no I/O.
 	NewClient(cfg Config) (Client, error)
+	// Describe says what the vendor accepts and serves (auth methods and their Secret
+	// keys, OAuth rules, item kinds, capabilities). It is constant.
+	Describe() Description
 }
 
 // Lookbacker is implemented by providers whose change feed is not in commit order (a

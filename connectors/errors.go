@@ -25,6 +25,13 @@ const (
 	KindInvalid ErrorKind = "Invalid"
 	// KindEgressDenied: the egress guard refused the destination.
 	KindEgressDenied ErrorKind = "EgressDenied"
+	// KindSessionExpired: the vendor no longer accepts an access token that carries no
+	// expiry (Salesforce INVALID_SESSION_ID). The operator refreshes the token once and
+	// retries the call once; a second one is KindAuth.
+	KindSessionExpired ErrorKind = "SessionExpired"
+	// KindUnsupported: the vendor cannot serve this call (a route outside its
+	// Capabilities); the HTTP API answers 501 NOT_SUPPORTED.
+	KindUnsupported ErrorKind = "Unsupported"
 )
 
 // Error is a vendor call failure. Its message names the vendor, the method and the URL

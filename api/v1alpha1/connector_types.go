@@ -15,24 +15,29 @@ import (
 type URL string
 
 // ConnectorType is the vendor a Connector points at.
-// +kubebuilder:validation:Enum=jira;confluence
+// +kubebuilder:validation:Enum=jira;confluence;salesforce
 type ConnectorType string
 
 // Connector types.
 const (
 	ConnectorTypeJira       ConnectorType = "jira"
 	ConnectorTypeConfluence ConnectorType = "confluence"
+	ConnectorTypeSalesforce ConnectorType = "salesforce"
 )
 
 // AuthMethod is a way a Connection authenticates to the vendor.
-// +kubebuilder:validation:Enum=apiToken;oauth2;pat
+// +kubebuilder:validation:Enum=apiToken;oauth2;pat;clientCredentials
 type AuthMethod string
 
-// Auth methods.
+// Auth methods. Which a Connector type offers, and the Secret keys each needs, is the
+// connector's to say (connectors.Description).
 const (
 	AuthMethodAPIToken AuthMethod = "apiToken"
 	AuthMethodOAuth2   AuthMethod = "oauth2"
 	AuthMethodPAT      AuthMethod = "pat"
+	// AuthMethodClientCredentials is the OAuth 2.0 client credentials grant of the
+	// tenant's own client (Salesforce connected app): Secret keys clientID, clientSecret.
+	AuthMethodClientCredentials AuthMethod = "clientCredentials"
 )
 
 // SecretReference names a Secret. For a Connection it is always in the Connection's own
@@ -57,10 +62,12 @@ type OAuth2Spec struct {
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=256
 	Scopes []string `json:"scopes,omitempty"`
-	// authorizeURL overrides Atlassian's https://auth.atlassian.com/authorize.
+	// authorizeURL overrides the vendor's authorization endpoint (Atlassian's
+	// https://auth.atlassian.com/authorize; Salesforce's {baseURL}/services/oauth2/authorize).
 	// +optional
 	AuthorizeURL URL `json:"authorizeURL,omitempty"`
-	// tokenURL overrides Atlassian's https://auth.atlassian.com/oauth/token.
+	// tokenURL overrides the vendor's token endpoint (Atlassian's
+	// https://auth.atlassian.com/oauth/token; Salesforce's {baseURL}/services/oauth2/token).
 	// +optional
 	TokenURL URL `json:"tokenURL,omitempty"`
 	// apiBaseURL overrides the gateway root https://api.atlassian.com used with Bearer
@@ -112,9 +119,10 @@ type ConnectorDefaults struct {
 
 // ConnectorSpec is a vendor endpoint a platform team offers to tenants.
 // +kubebuilder:validation:XValidation:rule="(has(self.authMethods) && 'oauth2' in self.authMethods) == has(self.oauth2)",message="oauth2 must be set when authMethods allows oauth2, and only then"
-// +kubebuilder:validation:XValidation:rule="!(has(self.authMethods) && 'oauth2' in self.authMethods) || self.deployment != 'cloud' || has(self.cloudID)",message="cloudID is required when oauth2 is allowed on Atlassian Cloud"
+// +kubebuilder:validation:XValidation:rule="!(has(self.authMethods) && 'oauth2' in self.authMethods) || !(self.type in ['jira', 'confluence']) || self.deployment != 'cloud' || has(self.cloudID)",message="cloudID is required when oauth2 is allowed on Atlassian Cloud"
+// +kubebuilder:validation:XValidation:rule="!has(self.salesforce) || self.type == 'salesforce'",message="salesforce settings are only for type salesforce"
 type ConnectorSpec struct {
-	// type is the vendor: jira or confluence. Immutable.
+	// type is the vendor: jira, confluence or salesforce. Immutable.
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="type is immutable"
 	Type ConnectorType `json:"type"`
 	// baseURL is the vendor site root, for example https://acme.atlassian.net.
@@ -133,7 +141,7 @@ type ConnectorSpec struct {
 	// authMethods are the auth methods Connections may use.
 	// +kubebuilder:default={apiToken}
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=3
+	// +kubebuilder:validation:MaxItems=4
 	// +listType=set
 	// +optional
 	AuthMethods []AuthMethod `json:"authMethods,omitempty"`
@@ -152,6 +160,19 @@ type ConnectorSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Defaults ConnectorDefaults `json:"defaults,omitempty"`
+	// salesforce holds the settings of a salesforce Connector.
+	// +optional
+	Salesforce *SalesforceSpec `json:"salesforce,omitempty"`
+}
+
+// SalesforceSpec holds what only a Salesforce Connector needs.
+type SalesforceSpec struct {
+	// apiVersion is the REST API version data calls use, e.g. v66.0.
+	// +kubebuilder:default="v66.0"
+	// +kubebuilder:validation:Pattern=`^v[0-9]{2,3}\.0$`
+	// +kubebuilder:validation:MaxLength=8
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
 }
 
 // ConnectorStatus is the observed state of a Connector.

@@ -89,6 +89,8 @@ func TestInvalidManifestsAreRefused(t *testing.T) {
 		{"oauth2 settings without oauth2 allowed", validConnector, `{"spec":{"oauth2":{"clientSecretRef":{"name":"c"}}}}`, "oauth2 must be set when authMethods allows oauth2, and only then"},
 		{"oauth2 on cloud without cloudID", validConnector, `{"spec":{"authMethods":["oauth2"],"oauth2":{"clientSecretRef":{"name":"c"}}}}`, "cloudID is required"},
 		{"oauth2 empty client secret name", validConnector, `{"spec":{"authMethods":["oauth2"],"cloudID":"abc","oauth2":{"clientSecretRef":{"name":""}}}}`, "clientSecretRef.name"},
+		{"salesforce settings on jira", validConnector, `{"spec":{"salesforce":{"apiVersion":"v66.0"}}}`, "salesforce settings are only for type salesforce"},
+		{"salesforce apiVersion not vNN.0", validConnector, `{"spec":{"type":"salesforce","salesforce":{"apiVersion":"66"}}}`, "spec.salesforce.apiVersion"},
 		{"zero rate limit", validConnector, `{"spec":{"rateLimit":{"requestsPerSecond":0}}}`, "should be greater than or equal to 1"},
 		{"zero probe interval", validConnector, `{"spec":{"defaults":{"probeInterval":"0s"}}}`, "probeInterval must be at least 10s"},
 		{"negative sync interval", validConnector, `{"spec":{"defaults":{"syncInterval":"-5m"}}}`, "syncInterval"},
@@ -124,6 +126,26 @@ func TestInvalidManifestsAreRefused(t *testing.T) {
 	}
 	if len(cases) < 12 {
 		t.Fatalf("want at least 12 cases, have %d", len(cases))
+	}
+}
+
+// TestSalesforceConnectorIsAccepted: a Salesforce Connector allowing oauth2 needs no
+// cloudID (an Atlassian Cloud rule), takes clientCredentials, and gets the default API
+// version.
+func TestSalesforceConnectorIsAccepted(t *testing.T) {
+	c := startAPIServer(t)
+	u := object(t, strings.ReplaceAll(validConnector, "%NAME%", "salesforce"))
+	merge(u.Object, map[string]any{"spec": map[string]any{
+		"type": "salesforce", "baseURL": "https://acme.my.salesforce.com",
+		"authMethods": []any{"oauth2", "clientCredentials"},
+		"oauth2":      map[string]any{"clientSecretRef": map[string]any{"name": "sf-app"}},
+		"salesforce":  map[string]any{},
+	}})
+	if err := c.Create(context.Background(), u); err != nil {
+		t.Fatalf("a valid Salesforce Connector was refused: %v", err)
+	}
+	if got, _, _ := unstructured.NestedString(u.Object, "spec", "salesforce", "apiVersion"); got != "v66.0" {
+		t.Errorf("spec.salesforce.apiVersion = %q, want the default v66.0", got)
 	}
 }
 

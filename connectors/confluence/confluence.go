@@ -68,6 +68,9 @@ func (Provider) Validate(cfg connectors.Config) ([]string, error) {
 // once a run has moved past t1. Re-reading the window finds such versions.
 func (Provider) DefaultLookback() time.Duration { return 5 * time.Minute }
 
+// Describe is Atlassian's Description for Confluence (atlassian.Describe).
+func (Provider) Describe() connectors.Description { return atlassian.Describe(atlassian.Confluence) }
+
 // NewClient returns a Client for cfg without I/O.
 func (Provider) NewClient(cfg connectors.Config) (connectors.Client, error) {
 	return New(cfg)

@@ -64,6 +64,9 @@ func (Provider) Validate(cfg connectors.Config) ([]string, error) {
 // has moved past t1. Re-reading the window finds such issues.
 func (Provider) DefaultLookback() time.Duration { return 5 * time.Minute }
 
+// Describe is Atlassian's Description for Jira (atlassian.Describe).
+func (Provider) Describe() connectors.Description { return atlassian.Describe(atlassian.Jira) }
+
 // NewClient returns a Client for cfg without I/O.
 func (Provider) NewClient(cfg connectors.Config) (connectors.Client, error) {
 	return New(cfg)

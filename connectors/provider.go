@@ -1,0 +1,115 @@
+package connectors
+
+import (
+	"github.com/unified-connectors/connector-operator/api/v1alpha1"
+)
+
+// Description is everything the rest of the operator may know about a vendor: how its
+// Connections authenticate (and which Secret keys each method needs), its OAuth 2.0 rules,
+// the kinds its items take and what it can serve. The reconcilers, the sync engine, the
+// OAuth2 refresher and the HTTP API ask a provider's Describe and hold no vendor names, so
+// adding a vendor is one package and one registration import.
+type Description struct {
+	// Auth lists the auth methods the vendor accepts, in the order the docs list them.
+	Auth []AuthSpec
+	// OAuth holds the vendor's OAuth 2.0 rules; nil when no method uses a token endpoint.
+	OAuth *OAuthRules
+	// ItemKinds are the values Item.Kind takes (search's kind= accepts these only).
+	ItemKinds []string
+	// Capabilities say which optional routes and sync features the vendor serves; a
+	// route it cannot serve answers 501 NOT_SUPPORTED.
+	Capabilities Capabilities
+}
+
+// Grant says how the operator obtains a Connection's access token.
+type Grant string
+
+const (
+	// GrantNone: the Secret's values authenticate as they are (API token, PAT).
+	GrantNone Grant = ""
+	// GrantAuthorizationCode: the OAuth 2.0 authorization code flow through the
+	// authorize/callback routes; the operator keeps the tokens in the Connection's Secret
+	// and refreshes them with the refresh token.
+	GrantAuthorizationCode Grant = "authorizationCode"
+	// GrantClientCredentials: the Secret's clientID and clientSecret are posted to the
+	// token URL (the tenant's own client); tokens are kept in memory only.
+	GrantClientCredentials Grant = "clientCredentials"
+)
+
+// AuthSpec is one auth method of a vendor.
+type AuthSpec struct {
+	Method AuthMethod
+	// SecretKeys must be present and non-empty in the Connection's Secret.
+	SecretKeys []string
+	// OptionalKeys are read into Credentials.Values when present.
+	OptionalKeys []string
+	// Grant is how access tokens are obtained.
+	Grant Grant
+}
+
+// OAuthRules are a vendor's OAuth 2.0 endpoints and habits.
+type OAuthRules struct {
+	// Endpoints returns the authorize and token URLs of a Connector whose spec.oauth2
+	// does not override them.
+	Endpoints func(spec *v1alpha1.ConnectorSpec) (authorizeURL, tokenURL string)
+	// PKCE reports whether the authorization server at authorizeURL takes an S256 PKCE
+	// challenge (RFC 7636).
+	PKCE func(authorizeURL string) bool
+	// AuthorizeParams are added to the authorize redirect (audience, prompt).
+	AuthorizeParams map[string]string
+	// RotatesRefreshTokens: a refresh may answer a new refresh token that replaces the
+	// old one, which must then be stored before it is used.
+	RotatesRefreshTokens bool
+	// AccessTokensExpire is false when token answers carry no expiry: the token is then
+	// refreshed only when a call fails with KindSessionExpired, never on a timer.
+	AccessTokensExpire bool
+	// TokenFields name fields of the token answer (for example instance_url) that the
+	// operator keeps with the tokens and hands back in Credentials.Values under the same
+	// names. A provider must check any URL among them against its Connector before use.
+	TokenFields []string
+}
+
+// Capabilities say what a vendor's client serves beyond probing and reading.
+type Capabilities struct {
+	// Create: POST …/items.
+	Create bool `json:"create"`
+	// Comments: GET …/items/{id}/comments.
+	Comments bool `json:"comments"`
+	// ChangeFeed: incremental sync (and therefore sinks).
+	ChangeFeed bool `json:"changeFeed"`
+	// Search: vendor-ranked free-text search.
+	Search bool `json:"search"`
+	// Snapshots: full live-id listings for deletions (LiveIDs).
+	Snapshots bool `json:"snapshots"`
+	// Deletions: the change feed reports deletions itself (item.deleted events).
+	Deletions bool `json:"deletions"`
+}
+
+// Method returns the AuthSpec of m and whether the vendor accepts m.
+func (d Description) Method(m AuthMethod) (AuthSpec, bool) {
+	for _, a := range d.Auth {
+		if a.Method == m {
+			return a, true
+		}
+	}
+	return AuthSpec{}, false
+}
+
+// HasKind reports whether kind is one of the vendor's item kinds.
+func (d Description) HasKind(kind string) bool {
+	for _, k := range d.ItemKinds {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// Describe returns the Description of the provider registered for typ.
+func Describe(typ string) (Description, bool) {
+	p, ok := Get(typ)
+	if !ok {
+		return Description{}, false
+	}
+	return p.Describe(), true
+}
