@@ -110,9 +110,15 @@ type ConnectionRef struct {
 
 // Item kinds.
 const (
-	KindIssue = "issue"
-	KindPage  = "page"
+	KindIssue  = "issue"
+	KindPage   = "page"
+	KindRecord = "record"
+	KindRow    = "row"
 )
+
+// MaxFieldsBytes bounds Item.Fields encoded as JSON; a connector drops the largest
+// values first to stay under it.
+const MaxFieldsBytes = 16 << 10
 
 // Item is the normalized form of a Jira issue or a Confluence page.
 type Item struct {
@@ -128,6 +134,12 @@ type Item struct {
 	UpdatedAt  time.Time     `json:"updatedAt"`
 	Connection ConnectionRef `json:"connection"`
 	Type       string        `json:"type"`
+	// Fields are the source's scalar fields (records and rows; omitted for issues and
+	// pages), at most MaxFieldsBytes as JSON.
+	Fields map[string]any `json:"fields,omitempty"`
+	// Deleted marks a change-feed entry for an item the source reports deleted (at
+	// UpdatedAt); the sync engine sends it as an item.deleted event, never as data.
+	Deleted bool `json:"-"`
 }
 
 // Comment is the normalized form of a Jira comment or a Confluence footer comment.
