@@ -194,7 +194,8 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, rq *req
 		return err
 	}
 	var list v1alpha1.ConnectionList
-	if err := s.deps.Reader.List(r.Context(), &list, client.InNamespace(ns)); err != nil {
+	// Read only (viewConnection copies what it shows): no copy of the cache's objects.
+	if err := s.deps.Reader.List(r.Context(), &list, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	out := listView[connectionView]{Items: make([]connectionView, 0, len(list.Items))}
