@@ -144,12 +144,17 @@ type IdentityStatus struct {
 	DisplayName string `json:"displayName,omitempty"`
 }
 
-// ProbeStatus is the outcome of the last successful probe.
+// ProbeStatus is the outcome of the last successful probe that was recorded.
 type ProbeStatus struct {
-	// lastTime is when the last probe answered.
+	// lastTime is when a probe was last recorded. A periodic probe with nothing new to
+	// say (same identity, CredentialsValid still True, latency in the same class: under
+	// 1s, under 5s, more) leaves this record as it is, so it writes no status; the record
+	// is renewed at the first probe an hour after it, on a requested probe
+	// (requested-at), or when any of those change. It may thus lag the last probe by up
+	// to an hour; the connector_probe_duration_seconds metric has every probe.
 	// +optional
 	LastTime *metav1.Time `json:"lastTime,omitempty"`
-	// latencyMillis is the latency of the identity call.
+	// latencyMillis is the latency of the recorded probe's identity call.
 	// +optional
 	LatencyMillis int64 `json:"latencyMillis,omitempty"`
 }
