@@ -3,6 +3,7 @@ package jira_test
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -109,7 +110,7 @@ func TestItemNormalization(t *testing.T) {
 			Author:    connectors.Person{ID: alice.ID, DisplayName: alice.DisplayName},
 			CreatedAt: it.CreatedAt, UpdatedAt: it.UpdatedAt, Type: "jira",
 		}
-		if it != want || it != created {
+		if !reflect.DeepEqual(it, want) || !reflect.DeepEqual(it, created) {
 			t.Errorf("Item(%q) = %+v\nwant %+v\nCreate gave %+v", ref, it, want, created)
 		}
 		if !it.CreatedAt.Equal(info.Created) || !it.UpdatedAt.Equal(info.Updated) {

@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,16 +28,9 @@ import (
 
 // OAuth2 authorization code flow (3LO) for Connections with spec.auth.method oauth2.
 const (
-	// defaultAuthorizeURL is Atlassian's authorization endpoint.
-	defaultAuthorizeURL = "https://auth.atlassian.com/authorize"
-	// atlassianAuthHost documents no PKCE support; every other authorization server gets
-	// an S256 challenge (RFC 7636), which servers that do not know it ignore.
-	atlassianAuthHost = "auth.atlassian.com"
-	// atlassianAudience is the only audience Atlassian's authorize accepts.
-	atlassianAudience = "api.atlassian.com"
-	callbackPath      = "/oauth/v1/callback"
-	exchangeTimeout   = 10 * time.Second
-	maxCodeLen        = 4096
+	callbackPath    = "/oauth/v1/callback"
+	exchangeTimeout = 10 * time.Second
+	maxCodeLen      = 4096
 )
 
 // authorizeView is the body of the authorize redirect, for clients that do not follow it.
@@ -77,10 +72,12 @@ func (s *Server) authorizeFlow(w http.ResponseWriter, r *http.Request, rq *reque
 	if aerr != nil {
 		return aerr
 	}
-	authURL := string(connector.Spec.OAuth2.AuthorizeURL)
-	if authURL == "" {
-		authURL = defaultAuthorizeURL
+	// The vendor's endpoints and rules (audience, PKCE) are its provider's to say.
+	ep, err := vendorclient.OAuthEndpointsOf(connector)
+	if err != nil {
+		return err
 	}
+	authURL := ep.AuthorizeURL
 	var nonce [16]byte
 	_, _ = rand.Read(nonce[:])
 	expires := time.Now().Add(s.opts.StateTTL).Truncate(time.Second)
@@ -88,11 +85,11 @@ func (s *Server) authorizeFlow(w http.ResponseWriter, r *http.Request, rq *reque
 		Namespace: ns, Name: name, UID: string(conn.UID), Expires: expires.Unix(),
 		Nonce: hex.EncodeToString(nonce[:]), RedirectURI: redirectURI, User: rq.caller.Username,
 	}
-	opts := []oauth2.AuthCodeOption{
-		oauth2.SetAuthURLParam("audience", atlassianAudience),
-		oauth2.SetAuthURLParam("prompt", "consent"),
+	var opts []oauth2.AuthCodeOption
+	for _, k := range slices.Sorted(maps.Keys(ep.Rules.AuthorizeParams)) {
+		opts = append(opts, oauth2.SetAuthURLParam(k, ep.Rules.AuthorizeParams[k]))
 	}
-	if usePKCE(authURL) {
+	if ep.Rules.PKCE == nil || ep.Rules.PKCE(authURL) {
 		p.Verifier = oauth2.GenerateVerifier()
 		opts = append(opts, oauth2.S256ChallengeOption(p.Verifier))
 	}
@@ -111,12 +108,6 @@ func (s *Server) authorizeFlow(w http.ResponseWriter, r *http.Request, rq *reque
 	w.Header().Set("Location", location)
 	writeOK(w, http.StatusFound, authorizeView{AuthorizeURL: location, ExpiresAt: expires.UTC()})
 	return nil
-}
-
-// usePKCE reports whether the authorization server gets a PKCE challenge.
-func usePKCE(authorizeURL string) bool {
-	u, err := url.Parse(authorizeURL)
-	return err == nil && !strings.EqualFold(u.Hostname(), atlassianAuthHost)
 }
 
 // oauthTarget checks that conn authenticates with oauth2 and that its Connector admits

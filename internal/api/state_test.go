@@ -188,16 +188,3 @@ func TestStateKeyRotation(t *testing.T) {
 		t.Errorf("a state of the deleted key: %v, want invalid", err)
 	}
 }
-
-func TestUsePKCE(t *testing.T) {
-	for u, want := range map[string]bool{
-		"https://auth.atlassian.com/authorize":  false,
-		"https://AUTH.atlassian.com/authorize":  false,
-		"https://login.example.com/oauth2/auth": true,
-		"http://127.0.0.1:8080/authorize":       true,
-	} {
-		if got := usePKCE(u); got != want {
-			t.Errorf("usePKCE(%s) = %v, want %v", u, got, want)
-		}
-	}
-}

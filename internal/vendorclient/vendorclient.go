@@ -32,9 +32,6 @@ const (
 	KeyClientSecret = "clientSecret"
 )
 
-// DefaultTokenURL is Atlassian's token endpoint.
-const DefaultTokenURL = "https://auth.atlassian.com/oauth/token"
-
 // tokenCallTimeout bounds a token refresh.
 const tokenCallTimeout = 10 * time.Second
 
@@ -233,14 +230,41 @@ func (f *Factory) OAuthClient(ctx context.Context, connector *v1alpha1.Connector
 	if err != nil {
 		return oauth.Client{}, err
 	}
-	tokenURL := string(o.TokenURL)
-	if tokenURL == "" {
-		tokenURL = DefaultTokenURL
-	}
-	if err := f.checkURL(tokenURL); err != nil {
+	ep, err := OAuthEndpointsOf(connector)
+	if err != nil {
 		return oauth.Client{}, err
 	}
-	return oauth.Client{ClientID: id, ClientSecret: secret, TokenURL: tokenURL, HTTP: f.Vendors.Egress.Client(tokenCallTimeout)}, nil
+	if err := f.checkURL(ep.TokenURL); err != nil {
+		return oauth.Client{}, err
+	}
+	return oauth.Client{ClientID: id, ClientSecret: secret, TokenURL: ep.TokenURL, HTTP: f.Vendors.Egress.Client(tokenCallTimeout)}, nil
+}
+
+// OAuthEndpoints are a Connector's OAuth 2.0 endpoints and its vendor's rules.
+type OAuthEndpoints struct {
+	AuthorizeURL, TokenURL string
+	Rules                  connectors.OAuthRules
+}
+
+// OAuthEndpointsOf returns connector's endpoints: spec.oauth2's authorizeURL and tokenURL
+// where set, else its provider's defaults, with the provider's rules (PKCE, authorize
+// parameters, rotation). A type without OAuth rules is AuthMethodNotAllowed.
+func OAuthEndpointsOf(connector *v1alpha1.Connector) (OAuthEndpoints, error) {
+	desc, ok := connectors.Describe(string(connector.Spec.Type))
+	if !ok || desc.OAuth == nil || desc.OAuth.Endpoints == nil {
+		return OAuthEndpoints{}, problem(v1alpha1.AuthMethodNotAllowedReason, "connector type %q has no OAuth2 authorization server", connector.Spec.Type)
+	}
+	ep := OAuthEndpoints{Rules: *desc.OAuth}
+	ep.AuthorizeURL, ep.TokenURL = desc.OAuth.Endpoints(&connector.Spec)
+	if o := connector.Spec.OAuth2; o != nil {
+		if o.AuthorizeURL != "" {
+			ep.AuthorizeURL = string(o.AuthorizeURL)
+		}
+		if o.TokenURL != "" {
+			ep.TokenURL = string(o.TokenURL)
+		}
+	}
+	return ep, nil
 }
 
 func (f *Factory) oauthClientCredentials(ctx context.Context, o *v1alpha1.OAuth2Spec) (id, secret string, err error) {
