@@ -47,6 +47,13 @@ func init() {
 	utilruntime.Must(v1alpha1.AddToScheme(Scheme))
 }
 
+// Leader election, in the operator's own namespace only (namespace=system is renamed by
+// config/default and the chart): controller-runtime's Lease lock reads, creates and
+// renews its Lease (get, create, update; never list, watch or delete), and records its
+// LeaderElection Events through the core Events API (create, patch).
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=system,resources=leases,verbs=get;create;update
+// +kubebuilder:rbac:groups="",namespace=system,resources=events,verbs=create;patch
+
 // Options configure the manager.
 type Options struct {
 	// Namespace is the operator's own namespace (OAuth2 client Secrets, leader lease).
