@@ -77,8 +77,11 @@ type Capabilities struct {
 	Comments bool `json:"comments"`
 	// ChangeFeed: incremental sync (and therefore sinks).
 	ChangeFeed bool `json:"changeFeed"`
-	// Search: vendor-ranked free-text search.
+	// Search: free-text search through the vendor.
 	Search bool `json:"search"`
+	// RankedSearch: the vendor answers search in relevance order (else the API ranks
+	// each page itself).
+	RankedSearch bool `json:"rankedSearch"`
 	// Snapshots: full live-id listings for deletions (LiveIDs).
 	Snapshots bool `json:"snapshots"`
 	// Deletions: the change feed reports deletions itself (item.deleted events).

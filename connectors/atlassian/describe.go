@@ -30,7 +30,7 @@ const (
 
 // Describe is the Description of Jira or Confluence: apiToken, pat and oauth2 (3LO with
 // rotating refresh tokens and expiring access tokens), every capability but reporting
-// deletions itself (snapshots serve deletions).
+// deletions itself (snapshots serve deletions); only Confluence ranks its search.
 func Describe(product Product) connectors.Description {
 	kind := connectors.KindIssue
 	if product == Confluence {
@@ -57,6 +57,8 @@ func Describe(product Product) connectors.Description {
 		ItemKinds: []string{kind},
 		Capabilities: connectors.Capabilities{
 			Create: true, Comments: true, ChangeFeed: true, Search: true, Snapshots: true,
+			// CQL orders by relevance; JQL cannot.
+			RankedSearch: product == Confluence,
 		},
 	}
 }

@@ -133,7 +133,7 @@ func vendorError(ctx context.Context, err error) error {
 	var ve *connectors.Error
 	if !errors.As(err, &ve) {
 		if errors.Is(err, errors.ErrUnsupported) {
-			return errorf(CodeValidation, "not supported by this connector")
+			return errorf(CodeNotSupported, "not supported by this connector")
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return errorf(CodeTimeout, "the vendor did not answer in time")
@@ -156,6 +156,8 @@ func vendorError(ctx context.Context, err error) error {
 			return errorf(CodeConflict, "%s", msg)
 		}
 		return errorf(CodeValidation, "%s", msg)
+	case connectors.KindUnsupported:
+		return errorf(CodeNotSupported, "%s", msg)
 	case connectors.KindUnavailable:
 		if strings.Contains(ve.Reason, "timed out") {
 			return errorf(CodeTimeout, "%s", msg)
@@ -347,6 +349,9 @@ func (s *Server) listComments(w http.ResponseWriter, r *http.Request, rq *reques
 		return err
 	}
 	defer cancel()
+	if err := supports(conn, "comments", func(c connectors.Capabilities) bool { return c.Comments }); err != nil {
+		return err
+	}
 	if len(conn.Spec.Scope.Containers) > 0 || strings.TrimSpace(conn.Spec.Scope.Filter) != "" {
 		// The comments call says neither which container the item is in nor whether
 		// the filter admits it: read the item within the scope first. Outside it is
@@ -395,6 +400,9 @@ func (s *Server) createItem(w http.ResponseWriter, r *http.Request, rq *request)
 		return err
 	}
 	defer cancel()
+	if err := supports(conn, "creating items", func(c connectors.Capabilities) bool { return c.Create }); err != nil {
+		return err
+	}
 	container := strings.TrimSpace(body.Container)
 	if !inScope(conn, container) {
 		return errorf(CodeNotFound, "container %q is outside connection %q's scope", clip(container), conn.Name)
@@ -406,6 +414,15 @@ func (s *Server) createItem(w http.ResponseWriter, r *http.Request, rq *request)
 	}
 	stamp(conn, &it)
 	writeOK(w, http.StatusCreated, it)
+	return nil
+}
+
+// supports answers NOT_SUPPORTED (501) when conn's connector type does not serve what
+// has asks for (connectors.Capabilities), before any vendor call.
+func supports(conn *v1alpha1.Connection, what string, has func(connectors.Capabilities) bool) error {
+	if desc, ok := connectors.Describe(string(conn.Status.Type)); ok && !has(desc.Capabilities) {
+		return errorf(CodeNotSupported, "%s is not supported by %s connections", what, conn.Status.Type)
+	}
 	return nil
 }
 

@@ -22,6 +22,7 @@ const (
 	CodeVendorAuthFailed   = "VENDOR_AUTH_FAILED"
 	CodeVendorUnavailable  = "VENDOR_UNAVAILABLE"
 	CodeTimeout            = "TIMEOUT"
+	CodeNotSupported       = "NOT_SUPPORTED"
 	CodeInternal           = "INTERNAL"
 )
 
@@ -37,6 +38,7 @@ var statusOf = map[string]int{
 	CodeVendorAuthFailed:   http.StatusBadGateway,
 	CodeVendorUnavailable:  http.StatusBadGateway,
 	CodeTimeout:            http.StatusGatewayTimeout,
+	CodeNotSupported:       http.StatusNotImplemented,
 	CodeInternal:           http.StatusInternalServerError,
 }
 

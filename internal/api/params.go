@@ -393,10 +393,8 @@ func parseSearch(rawQuery, tenant string) (searchRequest, *apiError) {
 	case !printable(sr.text):
 		return searchRequest{}, validationf("q must be printable text")
 	}
-	switch sr.kind {
-	case "", connectors.KindIssue, connectors.KindPage:
-	default:
-		return searchRequest{}, validationf("kind must be issue or page")
+	if kinds := itemKinds(); sr.kind != "" && !slices.Contains(kinds, sr.kind) {
+		return searchRequest{}, validationf("kind must be one of %s", strings.Join(kinds, ", "))
 	}
 	if sr.limit, err = q.limit(defaultSearchLimit, maxSearchLimit); err != nil {
 		return searchRequest{}, err
@@ -496,4 +494,19 @@ func parsePage(rawQuery string) (pageRequest, *apiError) {
 		return pageRequest{}, err
 	}
 	return pr, nil
+}
+
+// itemKinds lists the item kinds of every registered connector type, sorted.
+func itemKinds() []string {
+	var kinds []string
+	for _, t := range connectors.Types() {
+		desc, _ := connectors.Describe(t)
+		for _, k := range desc.ItemKinds {
+			if !slices.Contains(kinds, k) {
+				kinds = append(kinds, k)
+			}
+		}
+	}
+	slices.Sort(kinds)
+	return kinds
 }

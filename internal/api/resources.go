@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
+	"github.com/unified-connectors/connector-operator/connectors"
 )
 
 // connectorView is a Connector as the API shows it: what a tenant needs to choose one.
@@ -29,6 +30,10 @@ type connectorView struct {
 	Message          string   `json:"message,omitempty"`
 	Connections      int32    `json:"connections"`
 	ReadyConnections int32    `json:"readyConnections"`
+	// ItemKinds and Capabilities are what the connector type serves (its provider's
+	// Description); a route outside them answers NOT_SUPPORTED.
+	ItemKinds    []string                `json:"itemKinds"`
+	Capabilities connectors.Capabilities `json:"capabilities"`
 }
 
 func viewConnector(c *v1alpha1.Connector) connectorView {
@@ -38,6 +43,10 @@ func viewConnector(c *v1alpha1.Connector) connectorView {
 	}
 	if v.Deployment == "" {
 		v.Deployment = "cloud"
+	}
+	v.ItemKinds = []string{}
+	if desc, ok := connectors.Describe(v.Type); ok {
+		v.ItemKinds, v.Capabilities = append(v.ItemKinds, desc.ItemKinds...), desc.Capabilities
 	}
 	methods := c.Spec.AuthMethods
 	if len(methods) == 0 {

@@ -142,7 +142,7 @@ func (s *Server) searchSources(ctx context.Context, rq *request, sr searchReques
 		if len(sr.connections) > 0 && !slices.ContainsFunc(sr.connections, func(f connectionFilter) bool { return f.matches(c.Namespace, c.Name) }) {
 			continue
 		}
-		if sr.kind != "" && c.Status.Type != "" && kindOf(c.Status.Type) != sr.kind {
+		if !searchable(c, sr.kind) {
 			continue
 		}
 		src := &source{conn: c, at: sourceCursor{Source: c.Namespace + "/" + c.Name}}
@@ -163,12 +163,15 @@ func (s *Server) searchSources(ctx context.Context, rq *request, sr searchReques
 	return readable, nil
 }
 
-// kindOf is the kind of item a connector type holds.
-func kindOf(t v1alpha1.ConnectorType) string {
-	if t == v1alpha1.ConnectorTypeConfluence {
-		return connectors.KindPage
+// searchable reports whether a search for kind (any when empty) reads c: its connector
+// type offers vendor search and holds items of that kind. A Connection not yet
+// reconciled (no status.type) is kept; it is not Ready, so its source says so.
+func searchable(c *v1alpha1.Connection, kind string) bool {
+	desc, ok := connectors.Describe(string(c.Status.Type))
+	if !ok {
+		return true
 	}
-	return connectors.KindIssue
+	return desc.Capabilities.Search && (kind == "" || desc.HasKind(kind))
 }
 
 // maxNameChecks bounds the per-Connection reviews of one search (see readable).
@@ -314,16 +317,16 @@ func (s *Server) ask(ctx context.Context, sr searchRequest, src *source) {
 		src.fail(vendorError(ctx, err), latency)
 		return
 	}
-	// Score each item once; Jira orders by update time only (JQL cannot order by
-	// relevance), so its page is ranked here. Confluence's page is already in the
-	// vendor's relevance order and keeps it.
+	// Score each item once. A vendor whose search is not ranked (Jira orders by update
+	// time only) has its page ranked here; a ranked one (Confluence) keeps the vendor's
+	// relevance order.
 	terms := searchTerms(sr.text)
 	items := page.Items
 	scores := make([]float64, len(items))
 	for i := range items {
 		scores[i] = relevance(terms, &items[i])
 	}
-	if connector.Spec.Type != v1alpha1.ConnectorTypeConfluence {
+	if desc, _ := connectors.Describe(string(connector.Spec.Type)); !desc.Capabilities.RankedSearch {
 		order := make([]int, len(items))
 		for i := range order {
 			order[i] = i

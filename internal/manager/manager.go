@@ -33,10 +33,6 @@ import (
 	"github.com/unified-connectors/connector-operator/internal/syncer"
 	"github.com/unified-connectors/connector-operator/internal/vendorclient"
 	"github.com/unified-connectors/connector-operator/internal/vendorhttp"
-
-	// Vendor connectors register themselves.
-	_ "github.com/unified-connectors/connector-operator/connectors/confluence"
-	_ "github.com/unified-connectors/connector-operator/connectors/jira"
 )
 
 // Scheme knows the built-in kinds and ours.
