@@ -17,11 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
@@ -100,6 +102,8 @@ func BenchmarkScale(b *testing.B) {
 	if testing.Short() {
 		b.Skip("scale benchmark: minutes of envtest work")
 	}
+	// The harness's own clients log nothing worth reading.
+	ctrllog.SetLogger(logr.Discard())
 	for _, size := range []int{1000, 10000} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
 			f := runScale(b, size)
