@@ -29,20 +29,15 @@ const (
 	AuthClientCredentials AuthMethod = "clientCredentials"
 )
 
-// Deployment flavours, matching spec.deployment.
-const (
-	DeploymentCloud      = "cloud"
-	DeploymentDataCenter = "datacenter"
-)
-
 // Credentials holds the secret material for one Connection. Its String and GoString
-// methods redact every value so that a stray %v never prints a token.
+// methods redact every value (Token and Values alike) so that a stray %v never prints a
+// token. Which keys mean what is the provider's business: the operator fills Values with
+// the keys the provider's AuthSpec names and Token with an access token it obtained.
 type Credentials struct {
 	Method AuthMethod
-	// Email and APIToken are set for AuthAPIToken.
-	Email    string
-	APIToken string
-	// Token is the PAT or the OAuth2 access token.
+	// Token is the access token the operator obtained for the Connection (Grant
+	// GrantAuthorizationCode or GrantClientCredentials); empty for GrantNone, whose
+	// secrets are in Values.
 	Token string
 	// Values are the Secret keys the method names in the provider's AuthSpec
 	// (SecretKeys and OptionalKeys present), and for OAuth2 the token answer's
@@ -66,13 +61,10 @@ type Doer interface {
 type Config struct {
 	// BaseURL is the Connector's spec.baseURL (site root).
 	BaseURL string
-	// Deployment is DeploymentCloud or DeploymentDataCenter.
-	Deployment string
-	// CloudID and APIBaseURL select the OAuth2 gateway for Bearer tokens on Cloud.
-	CloudID    string
-	APIBaseURL string
 	// Connector is the Connector's spec, from which a provider reads its own settings
-	// (spec.cloudID, spec.salesforce); nothing outside the provider reads them.
+	// (spec.deployment, spec.cloudID, spec.salesforce); nothing outside the provider
+	// reads them. It may be nil (tests, static checks): a provider then uses its
+	// defaults.
 	Connector *v1alpha1.ConnectorSpec
 	// Credentials authenticate every call.
 	Credentials Credentials

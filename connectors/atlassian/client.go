@@ -5,10 +5,10 @@
 //
 // Where calls go:
 //
-//	apiToken (cloud or datacenter)  BaseURL + path, Authorization: Basic email:token
-//	pat      (cloud or datacenter)  BaseURL + path, Authorization: Bearer token
-//	oauth2   (cloud only)           {APIBaseURL or https://api.atlassian.com}/ex/{jira|confluence}/{cloudID} + path,
-//	                                Authorization: Bearer token
+//	apiToken (cloud or datacenter)  BaseURL + path, Authorization: Basic email:apiToken (Secret keys)
+//	pat      (cloud or datacenter)  BaseURL + path, Authorization: Bearer token (Secret key)
+//	oauth2   (cloud only)           {spec.oauth2.apiBaseURL or https://api.atlassian.com}/ex/{jira|confluence}/{spec.cloudID} + path,
+//	                                Authorization: Bearer Credentials.Token (the access token)
 //
 // Paths are the vendor's, for example /rest/api/3/myself or /wiki/rest/api/user/current;
 // the vendor packages choose them per deployment.
@@ -42,7 +42,8 @@ const (
 	Confluence Product = "confluence"
 )
 
-// DefaultAPIBaseURL is the OAuth2 gateway root used when Config.APIBaseURL is empty.
+// DefaultAPIBaseURL is the OAuth2 gateway root used when the Connector sets no
+// spec.oauth2.apiBaseURL.
 const DefaultAPIBaseURL = "https://api.atlassian.com"
 
 // DefaultTimeout bounds a call whose context has no deadline, and is the timeout of the
@@ -96,7 +97,7 @@ func New(product Product, cfg connectors.Config) (*Client, error) {
 	}
 	return &Client{
 		product:    product,
-		deployment: deployment(cfg),
+		deployment: settingsOf(cfg).deployment,
 		site:       site,
 		api:        api,
 		authz:      authz,
@@ -104,17 +105,24 @@ func New(product Product, cfg connectors.Config) (*Client, error) {
 	}, nil
 }
 
-// authorization builds the Authorization header value for creds.
+// authorization builds the Authorization header value for creds: apiToken and pat read
+// their Secret keys from Values, oauth2 the access token the operator put in Token.
 func authorization(product Product, creds connectors.Credentials) (string, error) {
 	switch creds.Method {
 	case connectors.AuthAPIToken:
-		if creds.Email == "" || creds.APIToken == "" {
-			return "", fmt.Errorf("%s: apiToken credentials need an email and an API token", product)
+		email, token := creds.Values[KeyEmail], creds.Values[KeyAPIToken]
+		if email == "" || token == "" {
+			return "", fmt.Errorf("%s: apiToken credentials need keys %s and %s", product, KeyEmail, KeyAPIToken)
 		}
-		return "Basic " + base64.StdEncoding.EncodeToString([]byte(creds.Email+":"+creds.APIToken)), nil
-	case connectors.AuthPAT, connectors.AuthOAuth2:
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(email+":"+token)), nil
+	case connectors.AuthPAT:
+		if creds.Values[KeyToken] == "" {
+			return "", fmt.Errorf("%s: pat credentials need key %s", product, KeyToken)
+		}
+		return "Bearer " + creds.Values[KeyToken], nil
+	case connectors.AuthOAuth2:
 		if creds.Token == "" {
-			return "", fmt.Errorf("%s: %s credentials need a token", product, creds.Method)
+			return "", fmt.Errorf("%s: oauth2 credentials need an access token", product)
 		}
 		return "Bearer " + creds.Token, nil
 	case "":
@@ -124,9 +132,10 @@ func authorization(product Product, creds connectors.Credentials) (string, error
 	}
 }
 
-// gatewayURL is {APIBaseURL}/ex/{product}/{cloudID}.
+// gatewayURL is {spec.oauth2.apiBaseURL}/ex/{product}/{spec.cloudID}.
 func gatewayURL(product Product, cfg connectors.Config) (*url.URL, error) {
-	root := cfg.APIBaseURL
+	set := settingsOf(cfg)
+	root := set.apiBaseURL
 	if root == "" {
 		root = DefaultAPIBaseURL
 	}
@@ -134,7 +143,7 @@ func gatewayURL(product Product, cfg connectors.Config) (*url.URL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: apiBaseURL is not a URL", product)
 	}
-	u.Path = strings.TrimRight(u.Path, "/") + "/ex/" + string(product) + "/" + cfg.CloudID
+	u.Path = strings.TrimRight(u.Path, "/") + "/ex/" + string(product) + "/" + set.cloudID
 	u.RawPath = ""
 	return u, nil
 }
@@ -142,11 +151,11 @@ func gatewayURL(product Product, cfg connectors.Config) (*url.URL, error) {
 // Product is the product this Client talks to.
 func (c *Client) Product() Product { return c.product }
 
-// Deployment is connectors.DeploymentCloud or connectors.DeploymentDataCenter.
+// Deployment is DeploymentCloud or DeploymentDataCenter.
 func (c *Client) Deployment() string { return c.deployment }
 
 // IsCloud reports whether the site is Atlassian Cloud.
-func (c *Client) IsCloud() bool { return c.deployment == connectors.DeploymentCloud }
+func (c *Client) IsCloud() bool { return c.deployment == DeploymentCloud }
 
 // SiteURL returns the site root (the Connector's baseURL without a trailing slash) joined
 // with path, for links shown to users; OAuth2 calls go elsewhere but links do not.

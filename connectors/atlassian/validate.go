@@ -18,9 +18,10 @@ var cloudIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
 //   - BaseURL is an absolute http(s) URL with a host and no userinfo, query or fragment
 //     (plain http is a warning: the operator refuses it at run time unless it runs with
 //     --allow-insecure-vendor-urls);
-//   - Deployment is empty (meaning cloud), cloud or datacenter;
-//   - when Credentials.Method is set: oauth2 needs cloud and a CloudID, and APIBaseURL,
-//     when set, must be an absolute http(s) URL. Data Center has no OAuth2 gateway and
+//   - the Connector's spec.deployment is empty (meaning cloud), cloud or datacenter (a nil
+//     Connector is cloud);
+//   - when Credentials.Method is set: oauth2 needs cloud and spec.cloudID, and
+//     spec.oauth2.apiBaseURL, when set, must be an absolute http(s) URL. Data Center has no OAuth2 gateway and
 //     takes a personal access token as Bearer (pat) or Basic username:password (apiToken,
 //     a warning: Data Center issues no API tokens, prefer pat). pat on cloud is a warning:
 //     Atlassian Cloud issues no personal access tokens.
@@ -48,34 +49,35 @@ func Validate(product Product, cfg connectors.Config) (warnings []string, err er
 		warnings = append(warnings, fmt.Sprintf("%s: baseURL uses plain http; the operator refuses it unless it runs with --allow-insecure-vendor-urls", product))
 	}
 
-	dep := deployment(cfg)
-	if dep != connectors.DeploymentCloud && dep != connectors.DeploymentDataCenter {
+	set := settingsOf(cfg)
+	dep := set.deployment
+	if dep != DeploymentCloud && dep != DeploymentDataCenter {
 		return nil, fmt.Errorf("%s: deployment must be %q or %q, not %q", product,
-			connectors.DeploymentCloud, connectors.DeploymentDataCenter, cfg.Deployment)
+			DeploymentCloud, DeploymentDataCenter, dep)
 	}
 
 	switch cfg.Credentials.Method {
 	case "":
 	case connectors.AuthAPIToken:
-		if dep == connectors.DeploymentDataCenter {
+		if dep == DeploymentDataCenter {
 			warnings = append(warnings, fmt.Sprintf("%s: Data Center issues no API tokens; apiToken credentials are sent as Basic username:password, prefer pat", product))
 		}
 	case connectors.AuthPAT:
-		if dep == connectors.DeploymentCloud {
+		if dep == DeploymentCloud {
 			warnings = append(warnings, fmt.Sprintf("%s: Atlassian Cloud issues no personal access tokens; pat is meant for Data Center", product))
 		}
 	case connectors.AuthOAuth2:
-		if dep != connectors.DeploymentCloud {
+		if dep != DeploymentCloud {
 			return nil, fmt.Errorf("%s: oauth2 is only supported on Atlassian Cloud; use pat on Data Center", product)
 		}
-		if cfg.CloudID == "" {
+		if set.cloudID == "" {
 			return nil, fmt.Errorf("%s: oauth2 on Atlassian Cloud needs cloudID", product)
 		}
-		if !cloudIDPattern.MatchString(cfg.CloudID) {
+		if !cloudIDPattern.MatchString(set.cloudID) {
 			return nil, fmt.Errorf("%s: cloudID must be letters, digits and dashes", product)
 		}
-		if cfg.APIBaseURL != "" {
-			a, err := url.Parse(cfg.APIBaseURL)
+		if set.apiBaseURL != "" {
+			a, err := url.Parse(set.apiBaseURL)
 			if err != nil || (a.Scheme != "https" && a.Scheme != "http") || a.Host == "" ||
 				a.User != nil || a.RawQuery != "" || a.Fragment != "" {
 				return nil, fmt.Errorf("%s: apiBaseURL must be an absolute https URL without credentials, query or fragment", product)
@@ -85,12 +87,4 @@ func Validate(product Product, cfg connectors.Config) (warnings []string, err er
 		return nil, fmt.Errorf("%s: unknown auth method %q", product, cfg.Credentials.Method)
 	}
 	return warnings, nil
-}
-
-// deployment defaults an empty Config.Deployment to cloud, as the CRD does.
-func deployment(cfg connectors.Config) string {
-	if cfg.Deployment == "" {
-		return connectors.DeploymentCloud
-	}
-	return cfg.Deployment
 }

@@ -8,6 +8,7 @@ package vendorclient
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,11 +24,9 @@ import (
 	"github.com/unified-connectors/connector-operator/internal/vendorhttp"
 )
 
-// Secret keys, per auth method (DESIGN.md).
+// Keys of the Connector's OAuth2 client Secret (spec.oauth2.clientSecretRef, DESIGN.md).
+// A Connection's Secret holds the keys its provider's AuthSpec names.
 const (
-	KeyEmail        = "email"
-	KeyAPIToken     = "apiToken"
-	KeyToken        = "token"
 	KeyClientID     = "clientID"
 	KeyClientSecret = "clientSecret"
 )
@@ -77,7 +76,7 @@ func (f *Factory) ClientFor(ctx context.Context, conn *v1alpha1.Connection, conn
 	if err != nil {
 		return Resolved{}, err
 	}
-	creds, err := credentialsFromSecret(conn.Spec.Auth.Method, secret)
+	creds, err := credentialsFromSecret(string(connector.Spec.Type), conn.Spec.Auth.Method, secret)
 	if err != nil {
 		return Resolved{}, err
 	}
@@ -178,46 +177,51 @@ func RequireKeys(s *corev1.Secret, keys ...string) error {
 
 func value(s *corev1.Secret, k string) string { return strings.TrimSpace(string(s.Data[k])) }
 
-// credentialsFromSecret reads the keys method needs out of s.
-func credentialsFromSecret(method v1alpha1.AuthMethod, s *corev1.Secret) (connectors.Credentials, error) {
-	switch method {
-	case v1alpha1.AuthMethodAPIToken:
-		if err := RequireKeys(s, KeyEmail, KeyAPIToken); err != nil {
-			return connectors.Credentials{}, err
-		}
-		return connectors.Credentials{Method: connectors.AuthAPIToken, Email: value(s, KeyEmail), APIToken: value(s, KeyAPIToken)}, nil
-	case v1alpha1.AuthMethodPAT:
-		if err := RequireKeys(s, KeyToken); err != nil {
-			return connectors.Credentials{}, err
-		}
-		return connectors.Credentials{Method: connectors.AuthPAT, Token: value(s, KeyToken)}, nil
-	case v1alpha1.AuthMethodOAuth2:
-		// The access token may be missing or spent: the refresh token can mint one.
-		if err := RequireKeys(s, oauth.KeyRefreshToken); err != nil {
-			return connectors.Credentials{}, err
-		}
-		return connectors.Credentials{Method: connectors.AuthOAuth2}, nil
-	default:
-		return connectors.Credentials{}, problem(v1alpha1.AuthMethodNotAllowedReason, "unknown auth method %q", method)
+// credentialsFromSecret reads the keys that method needs, as the provider of typ describes
+// it, out of s: every SecretKey (missing or empty ones are SecretInvalid) and the
+// OptionalKeys present go into Values; which key means what is the provider's business.
+// A method the provider does not offer is AuthMethodNotAllowed. For
+// GrantAuthorizationCode the Secret must also hold the refresh token; the access token
+// may be missing or spent, as the refresh token can mint one.
+func credentialsFromSecret(typ string, method v1alpha1.AuthMethod, s *corev1.Secret) (connectors.Credentials, error) {
+	desc, ok := connectors.Describe(typ)
+	if !ok {
+		return connectors.Credentials{}, problem(v1alpha1.ConnectorNotReadyReason, "no connector registered for type %q", typ)
 	}
+	spec, ok := desc.Method(connectors.AuthMethod(method))
+	if !ok {
+		return connectors.Credentials{}, problem(v1alpha1.AuthMethodNotAllowedReason, "connector type %q does not offer auth method %q", typ, method)
+	}
+	required := spec.SecretKeys
+	if spec.Grant == connectors.GrantAuthorizationCode {
+		required = append(slices.Clip(required), oauth.KeyRefreshToken)
+	}
+	if err := RequireKeys(s, required...); err != nil {
+		return connectors.Credentials{}, err
+	}
+	creds := connectors.Credentials{Method: spec.Method}
+	for _, k := range slices.Concat(spec.SecretKeys, spec.OptionalKeys) {
+		v := value(s, k)
+		if v == "" {
+			continue
+		}
+		if creds.Values == nil {
+			creds.Values = make(map[string]string, len(spec.SecretKeys)+len(spec.OptionalKeys))
+		}
+		creds.Values[k] = v
+	}
+	return creds, nil
 }
 
-// Config builds a connectors.Config for a Connection of connector.
+// Config builds the connectors.Config of a Connection of connector; the provider reads its
+// own settings from Connector.
 func Config(connector *v1alpha1.Connector, creds connectors.Credentials, http connectors.Doer) connectors.Config {
-	cfg := connectors.Config{
+	return connectors.Config{
 		BaseURL:     string(connector.Spec.BaseURL),
-		Deployment:  connector.Spec.Deployment,
-		CloudID:     connector.Spec.CloudID,
+		Connector:   &connector.Spec,
 		Credentials: creds,
 		HTTP:        http,
 	}
-	if cfg.Deployment == "" {
-		cfg.Deployment = connectors.DeploymentCloud
-	}
-	if connector.Spec.OAuth2 != nil {
-		cfg.APIBaseURL = string(connector.Spec.OAuth2.APIBaseURL)
-	}
-	return cfg
 }
 
 // OAuthClient returns the Connector's OAuth2 client (for the authorize/callback flow too).
