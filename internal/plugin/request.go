@@ -40,7 +40,7 @@ func (o *options) syncCommand() *cobra.Command {
 		Long: "sync sets the annotation " + v1alpha1.RequestedAtAnnotation + " to a fresh value, which asks\n" +
 			"the operator for an immediate probe and an incremental sync, and waits until\n" +
 			"status.lastHandledReconcileAt echoes it.",
-		Example: "  kubectl connectors sync conn/jira -n team-a",
+		Example: "  kubectl connectors sync conn/tracker -n team-a",
 		Args:    connectionArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, _ := target(args[0])
@@ -59,7 +59,7 @@ func (o *options) resyncCommand() *cobra.Command {
 		Long: "resync sets spec.sync.resyncRequest to a fresh value: the sync engine rewinds every\n" +
 			"container's cursor to spec.sync.since and delivers everything again. It waits until\n" +
 			"status.sync.lastHandledResyncRequest echoes the value.",
-		Example: "  kubectl connectors resync conn/jira -n team-a --timeout 5m",
+		Example: "  kubectl connectors resync conn/tracker -n team-a --timeout 5m",
 		Args:    connectionArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, _ := target(args[0])
@@ -79,7 +79,7 @@ func (o *options) suspendCommand(suspend bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     use + " conn/NAME",
 		Short:   short,
-		Example: "  kubectl connectors " + use + " conn/jira -n team-a",
+		Example: "  kubectl connectors " + use + " conn/tracker -n team-a",
 		Args:    connectionArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, _ := target(args[0])

@@ -33,7 +33,7 @@ func (o *options) statusCommand() *cobra.Command {
 			"with reasons and messages, the Secrets it references (found? which keys; never values),\n" +
 			"each synced container's cursor position, items, last sync and last error, and the last\n" +
 			"Events about it.",
-		Example: "  kubectl connectors status conn/jira -n team-a",
+		Example: "  kubectl connectors status conn/tracker -n team-a",
 		Args:    connectionArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, _ := target(args[0])
