@@ -37,7 +37,7 @@ func newFake(t *testing.T) *atlassiantest.Server {
 }
 
 func apiTokenConfig(baseURL string) connectors.Config {
-	return connectors.Config{BaseURL: baseURL, Credentials: connectors.Credentials{Method: connectors.AuthAPIToken, Email: email, APIToken: apiToken}}
+	return connectors.Config{BaseURL: baseURL, Credentials: atlassian.APITokenCredentials(email, apiToken)}
 }
 
 func newClient(t *testing.T, p atlassian.Product, cfg connectors.Config) *atlassian.Client {
@@ -73,8 +73,8 @@ func TestGetAuthenticates(t *testing.T) {
 		name  string
 		creds connectors.Credentials
 	}{
-		{"apiToken as Basic", connectors.Credentials{Method: connectors.AuthAPIToken, Email: email, APIToken: apiToken}},
-		{"pat as Bearer", connectors.Credentials{Method: connectors.AuthPAT, Token: pat}},
+		{"apiToken as Basic", atlassian.APITokenCredentials(email, apiToken)},
+		{"pat as Bearer", atlassian.PATCredentials(pat)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newClient(t, atlassian.Jira, connectors.Config{BaseURL: fake.URL(), Credentials: tc.creds})
@@ -125,8 +125,7 @@ func TestOAuth2GoesThroughGateway(t *testing.T) {
 		t.Run(string(tc.product), func(t *testing.T) {
 			cfg := connectors.Config{
 				BaseURL:     "https://acme.atlassian.net", // never called: Bearer tokens go to the gateway
-				CloudID:     fake.CloudID(),
-				APIBaseURL:  fake.URL() + "/",
+				Connector:   atlassian.ConnectorSpec("", fake.CloudID(), fake.URL()+"/"),
 				Credentials: connectors.Credentials{Method: connectors.AuthOAuth2, Token: pat},
 			}
 			c := newClient(t, tc.product, cfg)
@@ -146,7 +145,7 @@ func TestOAuth2GoesThroughGateway(t *testing.T) {
 
 	t.Run("default gateway", func(t *testing.T) {
 		c := newClient(t, atlassian.Jira, connectors.Config{
-			BaseURL: "https://acme.atlassian.net", CloudID: "1234-abcd",
+			BaseURL: "https://acme.atlassian.net", Connector: atlassian.ConnectorSpec(atlassian.DeploymentCloud, "1234-abcd", ""),
 			Credentials: connectors.Credentials{Method: connectors.AuthOAuth2, Token: pat},
 		})
 		if got := c.String(); !strings.Contains(got, "https://api.atlassian.com/ex/jira/1234-abcd") {
@@ -169,9 +168,9 @@ func TestStatusErrors(t *testing.T) {
 		status     int
 		retryAfter time.Duration
 	}{
-		{name: "wrong api token", creds: &connectors.Credentials{Method: connectors.AuthAPIToken, Email: email, APIToken: apiToken + "x"},
+		{name: "wrong api token", creds: new(atlassian.APITokenCredentials(email, apiToken+"x")),
 			kind: connectors.KindAuth, status: 401},
-		{name: "unknown pat", creds: &connectors.Credentials{Method: connectors.AuthPAT, Token: pat + "x"}, kind: connectors.KindAuth, status: 401},
+		{name: "unknown pat", creds: new(atlassian.PATCredentials(pat + "x")), kind: connectors.KindAuth, status: 401},
 		{name: "not found", path: "/rest/api/3/nothing-here", kind: connectors.KindNotFound, status: 404},
 		{name: "forbidden", fault: atlassiantest.Fault{Status: 403}, kind: connectors.KindInvalid, status: 403},
 		{name: "rate limited", fault: atlassiantest.Fault{Status: 429, RetryAfter: 1500 * time.Millisecond},

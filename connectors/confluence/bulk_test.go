@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 	"github.com/unified-connectors/connector-operator/connectors/confluence"
 )
@@ -32,13 +33,13 @@ func TestBulkEditInOneMillisecond(t *testing.T) {
 		deployment string
 		walkPage   int
 	}{
-		{connectors.DeploymentCloud, 250},
-		{connectors.DeploymentCloud, 50},
-		{connectors.DeploymentDataCenter, 50},
+		{atlassian.DeploymentCloud, 250},
+		{atlassian.DeploymentCloud, 50},
+		{atlassian.DeploymentDataCenter, 50},
 	} {
 		t.Run(fmt.Sprintf("%s/%d", tc.deployment, tc.walkPage), func(t *testing.T) {
 			cfg := cloudConfig(fake)
-			if tc.deployment == connectors.DeploymentDataCenter {
+			if tc.deployment == atlassian.DeploymentDataCenter {
 				cfg = dcConfig(fake)
 			}
 			c := newClient(t, cfg)

@@ -186,7 +186,7 @@ func expectExactly(t *testing.T, what string, got, want map[string]time.Time) {
 // instant. Every change after the starting point must come exactly once.
 func TestChangesExactlyOnce(t *testing.T) {
 	for _, zone := range []string{"Australia/Sydney", "America/Los_Angeles"} {
-		for _, deployment := range []string{connectors.DeploymentCloud, connectors.DeploymentDataCenter} {
+		for _, deployment := range []string{atlassian.DeploymentCloud, atlassian.DeploymentDataCenter} {
 			t.Run(zone+"/"+deployment, func(t *testing.T) {
 				testChangesExactlyOnce(t, zone, deployment)
 			})
@@ -202,7 +202,7 @@ func testChangesExactlyOnce(t *testing.T, zone, deployment string) {
 	fake.AddAccount(account)
 	fake.SeedConfluence(atlassiantest.ConfluenceSeed{Spaces: 2, PagesPerSpace: 60, Seed: 7, Start: seedStart})
 	cfg := cloudConfig(fake)
-	if deployment == connectors.DeploymentDataCenter {
+	if deployment == atlassian.DeploymentDataCenter {
 		cfg = dcConfig(fake)
 	}
 	c := newClient(t, cfg)

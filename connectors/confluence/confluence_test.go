@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 	"github.com/unified-connectors/connector-operator/connectors/confluence"
 	"github.com/unified-connectors/connector-operator/internal/vendorspec"
@@ -47,7 +48,7 @@ func seededFake(t *testing.T) *atlassiantest.Server {
 }
 
 func apiTokenCreds(token string) connectors.Credentials {
-	return connectors.Credentials{Method: connectors.AuthAPIToken, Email: email, APIToken: token}
+	return atlassian.APITokenCredentials(email, token)
 }
 
 func cloudConfig(fake *atlassiantest.Server) connectors.Config {
@@ -55,13 +56,18 @@ func cloudConfig(fake *atlassiantest.Server) connectors.Config {
 }
 
 func gatewayConfig(fake *atlassiantest.Server) connectors.Config {
-	return connectors.Config{BaseURL: "https://acme.atlassian.net", CloudID: fake.CloudID(), APIBaseURL: fake.URL(),
+	return connectors.Config{BaseURL: "https://acme.atlassian.net", Connector: atlassian.ConnectorSpec("", fake.CloudID(), fake.URL()),
 		Credentials: connectors.Credentials{Method: connectors.AuthOAuth2, Token: pat}}
 }
 
 func dcConfig(fake *atlassiantest.Server) connectors.Config {
-	return connectors.Config{BaseURL: fake.URL(), Deployment: connectors.DeploymentDataCenter,
-		Credentials: connectors.Credentials{Method: connectors.AuthPAT, Token: pat}}
+	return connectors.Config{BaseURL: fake.URL(), Connector: atlassian.ConnectorSpec(atlassian.DeploymentDataCenter, "", ""),
+		Credentials: atlassian.PATCredentials(pat)}
+}
+
+// isDataCenter reports whether cfg's Connector says datacenter.
+func isDataCenter(cfg connectors.Config) bool {
+	return cfg.Connector != nil && cfg.Connector.Deployment == atlassian.DeploymentDataCenter
 }
 
 // newClient builds a client whose every exchange goes through the Confluence contract
@@ -181,7 +187,7 @@ func TestIdentityFailures(t *testing.T) {
 		retryAfter time.Duration
 	}{
 		{name: "wrong API token", creds: apiTokenCreds("nope-" + apiToken), kind: connectors.KindAuth},
-		{name: "wrong PAT", creds: connectors.Credentials{Method: connectors.AuthPAT, Token: "old-" + pat}, kind: connectors.KindAuth},
+		{name: "wrong PAT", creds: atlassian.PATCredentials("old-" + pat), kind: connectors.KindAuth},
 		{name: "429 with Retry-After", fault: atlassiantest.Fault{Status: 429, RetryAfter: 30 * time.Second}, kind: connectors.KindRateLimited, retryAfter: 30 * time.Second},
 		{name: "503", fault: atlassiantest.Fault{Status: 503}, kind: connectors.KindUnavailable},
 		{name: "slower than the deadline", fault: atlassiantest.Fault{Latency: 5 * time.Second}, ctxTimeout: 150 * time.Millisecond, kind: connectors.KindUnavailable},
@@ -242,8 +248,8 @@ func TestProvider(t *testing.T) {
 	if !ok || p.Type() != "confluence" {
 		t.Fatalf("Get(%q) = %v, %v", confluence.Type, p, ok)
 	}
-	_, err := p.Validate(connectors.Config{BaseURL: "https://wiki.example.com", Deployment: connectors.DeploymentDataCenter,
-		CloudID: "abc", Credentials: connectors.Credentials{Method: connectors.AuthOAuth2}})
+	_, err := p.Validate(connectors.Config{BaseURL: "https://wiki.example.com", Connector: atlassian.ConnectorSpec(atlassian.DeploymentDataCenter, "abc", ""),
+		Credentials: connectors.Credentials{Method: connectors.AuthOAuth2}})
 	if err == nil {
 		t.Error("Validate accepted oauth2 on Data Center")
 	}
@@ -299,7 +305,7 @@ func checkItem(t *testing.T, it connectors.Item, cfg connectors.Config, space st
 	t.Helper()
 	site := cfg.BaseURL
 	wantURL := site + "/wiki/spaces/" + space + "/pages/" + it.ID
-	if cfg.Deployment == connectors.DeploymentDataCenter {
+	if isDataCenter(cfg) {
 		wantURL = site + "/pages/viewpage.action?pageId=" + it.ID
 	}
 	switch {
@@ -357,7 +363,7 @@ func TestItemsUpdatedSince(t *testing.T) {
 				if it.UpdatedAt.Before(since) {
 					t.Errorf("item %s updated %v, before %v", it.ID, it.UpdatedAt, since)
 				}
-				if cfg.Deployment == "" && i > 0 && it.UpdatedAt.After(items[i-1].UpdatedAt) {
+				if !isDataCenter(cfg) && i > 0 && it.UpdatedAt.After(items[i-1].UpdatedAt) {
 					t.Errorf("cloud items not newest first at %d", i)
 				}
 			}

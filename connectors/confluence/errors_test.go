@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 	"github.com/unified-connectors/connector-operator/connectors/confluence"
 )
@@ -64,12 +65,12 @@ func TestVendorErrors(t *testing.T) {
 	}{
 		{name: "wrong API token", cfg: func() connectors.Config {
 			cfg := cloudConfig(fake)
-			cfg.Credentials.APIToken = "wrong-" + apiToken
+			cfg.Credentials = apiTokenCreds("wrong-" + apiToken)
 			return cfg
 		}, kind: connectors.KindAuth},
 		{name: "wrong PAT on Data Center", cfg: func() connectors.Config {
 			cfg := dcConfig(fake)
-			cfg.Credentials.Token = "old-" + pat
+			cfg.Credentials = atlassian.PATCredentials("old-" + pat)
 			return cfg
 		}, kind: connectors.KindAuth},
 		{name: "429", fault: atlassiantest.Fault{Status: 429, RetryAfter: 7 * time.Second}, kind: connectors.KindRateLimited, retryAfter: 7 * time.Second},

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 	"github.com/unified-connectors/connector-operator/connectors/confluence"
 )
@@ -38,12 +39,12 @@ func changesFrom(t *testing.T, c connectors.Client, since time.Time, limit int) 
 // pages live); otherwise it is left out, and a later Changes from a Since before the new
 // version (the sync engine's look-back) delivers it once the index has it.
 func TestChangesVersionIndexedLate(t *testing.T) {
-	for _, deployment := range []string{connectors.DeploymentCloud, connectors.DeploymentDataCenter} {
+	for _, deployment := range []string{atlassian.DeploymentCloud, atlassian.DeploymentDataCenter} {
 		t.Run(deployment, func(t *testing.T) {
 			fake := newFake(t)
 			fake.SeedConfluence(atlassiantest.ConfluenceSeed{Spaces: 1, Seed: 5})
 			cfg := cloudConfig(fake)
-			if deployment == connectors.DeploymentDataCenter {
+			if deployment == atlassian.DeploymentDataCenter {
 				cfg = dcConfig(fake)
 			}
 			c := newClient(t, cfg)
@@ -62,7 +63,7 @@ func TestChangesVersionIndexedLate(t *testing.T) {
 			if at, ok := run1[late]; !ok || !at.Equal(newLate) {
 				t.Errorf("run 1: page %s at %v, want its indexed new version %v", late, at, newLate)
 			}
-			if deployment == connectors.DeploymentCloud {
+			if deployment == atlassian.DeploymentCloud {
 				if at := run1[early]; !at.Equal(newEarly) {
 					t.Errorf("run 1: page %s at %v, want its live version %v, which sorts before the last hit", early, at, newEarly)
 				}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 )
 
@@ -20,14 +21,14 @@ func TestLiveIDsSnapshotWithDeletion(t *testing.T) {
 		deployment string
 		pages      int // more than one vendor page: 200 a page on Data Center, 250 on Cloud
 	}{
-		{connectors.DeploymentDataCenter, 250},
-		{connectors.DeploymentCloud, 600},
+		{atlassian.DeploymentDataCenter, 250},
+		{atlassian.DeploymentCloud, 600},
 	} {
 		t.Run(tc.deployment, func(t *testing.T) {
 			fake := newFake(t)
 			fake.SeedConfluence(atlassiantest.ConfluenceSeed{Spaces: 2, PagesPerSpace: tc.pages, Seed: 3, Start: seedStart})
 			cfg := cloudConfig(fake)
-			if tc.deployment == connectors.DeploymentDataCenter {
+			if tc.deployment == atlassian.DeploymentDataCenter {
 				cfg = dcConfig(fake)
 			}
 			c := newClient(t, cfg)
@@ -98,12 +99,12 @@ func (rewinding) Do(req *http.Request) (*http.Response, error) {
 // not after the last one listed) cannot vouch for the snapshot, so LiveIDs fails instead
 // of returning a page that might leave a live page out.
 func TestLiveIDsRefusesAnAnswerOutOfOrder(t *testing.T) {
-	for _, deployment := range []string{connectors.DeploymentDataCenter, connectors.DeploymentCloud} {
+	for _, deployment := range []string{atlassian.DeploymentDataCenter, atlassian.DeploymentCloud} {
 		t.Run(deployment, func(t *testing.T) {
 			fake := newFake(t)
 			fake.SeedConfluence(atlassiantest.ConfluenceSeed{Spaces: 1, PagesPerSpace: 300, Seed: 3, Start: seedStart})
 			cfg := cloudConfig(fake)
-			if deployment == connectors.DeploymentDataCenter {
+			if deployment == atlassian.DeploymentDataCenter {
 				cfg = dcConfig(fake)
 			}
 			cfg.HTTP = rewinding{}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 )
 
@@ -27,10 +28,10 @@ func TestScopeFilter(t *testing.T) {
 	fake.CreatePage("SPB", "Needle elsewhere", "sharp", at)
 	const filter = `title ~ "needle"`
 
-	for _, deployment := range []string{connectors.DeploymentCloud, connectors.DeploymentDataCenter} {
+	for _, deployment := range []string{atlassian.DeploymentCloud, atlassian.DeploymentDataCenter} {
 		t.Run(deployment, func(t *testing.T) {
 			cfg := cloudConfig(fake)
-			if deployment == connectors.DeploymentDataCenter {
+			if deployment == atlassian.DeploymentDataCenter {
 				cfg = dcConfig(fake)
 			}
 			c := newClient(t, cfg)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 )
 
@@ -42,7 +43,7 @@ func searchPageJSON(b *testing.B) []byte {
 func BenchmarkDecodeSearchPage(b *testing.B) {
 	raw := searchPageJSON(b)
 	c, err := New(connectors.Config{BaseURL: "https://acme.atlassian.net",
-		Credentials: connectors.Credentials{Method: connectors.AuthAPIToken, Email: "e", APIToken: "t"}})
+		Credentials: atlassian.APITokenCredentials("e", "t")})
 	if err != nil {
 		b.Fatal(err)
 	}

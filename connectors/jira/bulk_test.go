@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 )
 
 // TestBulkEditInOneMillisecond: a bulk change stamps 2,500 issues with one update
@@ -31,10 +32,10 @@ func TestBulkEditInOneMillisecond(t *testing.T) {
 	infoBefore, _ := fake.JiraIssue(before)
 	infoLater, _ := fake.JiraIssue(later)
 
-	for _, deployment := range []string{connectors.DeploymentCloud, connectors.DeploymentDataCenter} {
+	for _, deployment := range []string{atlassian.DeploymentCloud, atlassian.DeploymentDataCenter} {
 		t.Run(deployment, func(t *testing.T) {
 			cfg := cloudConfig(fake, alice)
-			if deployment == connectors.DeploymentDataCenter {
+			if deployment == atlassian.DeploymentDataCenter {
 				cfg = dcConfig(fake)
 			}
 			c := newClient(t, cfg)

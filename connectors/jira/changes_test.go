@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 )
 
@@ -355,7 +356,7 @@ func must(ids []string, _ string) []string { return ids }
 // TestLiveIDs lists a project's ids while issues are deleted and created between
 // pages, on Cloud and on Data Center: every issue live throughout is listed exactly once.
 func TestLiveIDs(t *testing.T) {
-	for _, deployment := range []string{connectors.DeploymentCloud, connectors.DeploymentDataCenter} {
+	for _, deployment := range []string{atlassian.DeploymentCloud, atlassian.DeploymentDataCenter} {
 		t.Run(deployment, func(t *testing.T) { testLiveIDs(t, deployment) })
 	}
 }
@@ -363,7 +364,7 @@ func TestLiveIDs(t *testing.T) {
 func testLiveIDs(t *testing.T, deployment string) {
 	fake := newSeededFake(t, 2, 250, 0)
 	cfg := cloudConfig(fake, alice)
-	if deployment == connectors.DeploymentDataCenter {
+	if deployment == atlassian.DeploymentDataCenter {
 		cfg = dcConfig(fake)
 	}
 	c := newClient(t, cfg)

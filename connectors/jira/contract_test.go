@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 	"github.com/unified-connectors/connector-operator/internal/vendorspec"
 )
 
@@ -23,8 +24,8 @@ func TestContractIdentity(t *testing.T) {
 
 	for _, cfg := range []connectors.Config{
 		{BaseURL: fake.URL(), Credentials: apiTokenCreds(apiToken)},
-		{BaseURL: fake.URL(), Credentials: connectors.Credentials{Method: connectors.AuthPAT, Token: pat}},
-		{BaseURL: "https://acme.atlassian.net", CloudID: fake.CloudID(), APIBaseURL: fake.URL(), Credentials: connectors.Credentials{Method: connectors.AuthOAuth2, Token: pat}},
+		{BaseURL: fake.URL(), Credentials: atlassian.PATCredentials(pat)},
+		gatewayConfig(fake),
 		{BaseURL: fake.URL(), Credentials: apiTokenCreds("wrong")}, // the 401 answer too
 	} {
 		cfg.HTTP = checker
@@ -130,9 +131,8 @@ func exercise(t *testing.T, c connectors.Client) {
 func TestContractEveryOperation(t *testing.T) {
 	fake := newSeededFake(t, 2, 12, 2)
 	for name, cfg := range map[string]connectors.Config{
-		"api token": cloudConfig(fake, alice),
-		"oauth2 gateway": {BaseURL: "https://acme.atlassian.net", CloudID: fake.CloudID(), APIBaseURL: fake.URL(),
-			Credentials: connectors.Credentials{Method: connectors.AuthOAuth2, Token: pat}},
+		"api token":      cloudConfig(fake, alice),
+		"oauth2 gateway": gatewayConfig(fake),
 	} {
 		t.Run(name, func(t *testing.T) {
 			chk := newContractChecker(t, false, http.DefaultClient)

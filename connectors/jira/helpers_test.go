@@ -16,6 +16,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 	"github.com/unified-connectors/connector-operator/internal/vendorspec"
 )
@@ -77,18 +78,35 @@ func newSeededFake(t *testing.T, projects, issues, comments int) *atlassiantest.
 }
 
 func apiTokenCreds(token string) connectors.Credentials {
-	return connectors.Credentials{Method: connectors.AuthAPIToken, Email: email, APIToken: token}
+	return atlassian.APITokenCredentials(email, token)
 }
 
 // cloudConfig is alice (or larry) on the fake through an API token.
 func cloudConfig(fake *atlassiantest.Server, a atlassiantest.Account) connectors.Config {
-	return connectors.Config{BaseURL: fake.URL(), Credentials: connectors.Credentials{Method: connectors.AuthAPIToken, Email: a.Email, APIToken: a.APIToken}}
+	return connectors.Config{BaseURL: fake.URL(), Credentials: atlassian.APITokenCredentials(a.Email, a.APIToken)}
 }
 
 // dcConfig is alice on the fake as Jira Data Center, with her PAT as Bearer.
 func dcConfig(fake *atlassiantest.Server) connectors.Config {
-	return connectors.Config{BaseURL: fake.URL(), Deployment: connectors.DeploymentDataCenter,
-		Credentials: connectors.Credentials{Method: connectors.AuthPAT, Token: pat}}
+	return connectors.Config{BaseURL: fake.URL(), Connector: atlassian.ConnectorSpec(atlassian.DeploymentDataCenter, "", ""),
+		Credentials: atlassian.PATCredentials(pat)}
+}
+
+// gatewayConfig is alice on Cloud through the fake's OAuth2 gateway, with her PAT
+// standing in for an access token.
+func gatewayConfig(fake *atlassiantest.Server) connectors.Config {
+	return connectors.Config{BaseURL: "https://acme.atlassian.net", Connector: atlassian.ConnectorSpec("", fake.CloudID(), fake.URL()),
+		Credentials: oauth2Creds(pat)}
+}
+
+// oauth2Creds are oauth2 Credentials as the operator hands them over: the access token.
+func oauth2Creds(token string) connectors.Credentials {
+	return connectors.Credentials{Method: connectors.AuthOAuth2, Token: token}
+}
+
+// isDataCenter reports whether cfg's Connector says datacenter.
+func isDataCenter(cfg connectors.Config) bool {
+	return cfg.Connector != nil && cfg.Connector.Deployment == atlassian.DeploymentDataCenter
 }
 
 // newClient builds a Jira client for cfg through the registry. Unless cfg.HTTP is set,
@@ -104,7 +122,7 @@ func newClient(t *testing.T, cfg connectors.Config) connectors.Client {
 		t.Fatalf("Validate: %v", err)
 	}
 	if cfg.HTTP == nil {
-		cfg.HTTP = newContractChecker(t, cfg.Deployment == connectors.DeploymentDataCenter, http.DefaultClient)
+		cfg.HTTP = newContractChecker(t, isDataCenter(cfg), http.DefaultClient)
 	}
 	c, err := p.NewClient(cfg)
 	if err != nil {

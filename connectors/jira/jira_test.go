@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 	"github.com/unified-connectors/connector-operator/connectors/jira"
 )
@@ -26,12 +27,12 @@ func TestIdentity(t *testing.T) {
 		},
 		{
 			name:     "cloud, OAuth2 through the gateway",
-			cfg:      connectors.Config{BaseURL: "https://acme.atlassian.net", CloudID: fake.CloudID(), APIBaseURL: fake.URL(), Credentials: connectors.Credentials{Method: connectors.AuthOAuth2, Token: pat}},
+			cfg:      gatewayConfig(fake),
 			wantPath: "/ex/jira/" + fake.CloudID() + "/rest/api/3/myself", wantID: alice.ID,
 		},
 		{
 			name:     "datacenter, PAT",
-			cfg:      connectors.Config{BaseURL: fake.URL(), Deployment: connectors.DeploymentDataCenter, Credentials: connectors.Credentials{Method: connectors.AuthPAT, Token: pat}},
+			cfg:      dcConfig(fake),
 			wantPath: "/rest/api/2/myself", wantID: alice.ID, // the user key
 		},
 	}
@@ -64,7 +65,7 @@ func TestIdentityFailures(t *testing.T) {
 		retryAfter time.Duration
 	}{
 		{name: "wrong API token", cfg: connectors.Config{Credentials: apiTokenCreds("wrong-" + apiToken)}, kind: connectors.KindAuth},
-		{name: "wrong PAT on datacenter", cfg: connectors.Config{Deployment: connectors.DeploymentDataCenter, Credentials: connectors.Credentials{Method: connectors.AuthPAT, Token: pat + "-revoked"}}, kind: connectors.KindAuth},
+		{name: "wrong PAT on datacenter", cfg: connectors.Config{Connector: atlassian.ConnectorSpec(atlassian.DeploymentDataCenter, "", ""), Credentials: atlassian.PATCredentials(pat + "-revoked")}, kind: connectors.KindAuth},
 		{name: "403 on the identity call", fault: atlassiantest.Fault{Status: 403}, kind: connectors.KindAuth},
 		{name: "429 with Retry-After", fault: atlassiantest.Fault{Status: 429, RetryAfter: 7 * time.Second}, kind: connectors.KindRateLimited, retryAfter: 7 * time.Second},
 		{name: "503", fault: atlassiantest.Fault{Status: 503}, kind: connectors.KindUnavailable},

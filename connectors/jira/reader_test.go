@@ -17,9 +17,8 @@ import (
 func TestContainers(t *testing.T) {
 	fake := newSeededFake(t, 5, 0, 0)
 	for name, cfg := range map[string]connectors.Config{
-		"api token": cloudConfig(fake, alice),
-		"oauth2 gateway": {BaseURL: "https://acme.atlassian.net", CloudID: fake.CloudID(), APIBaseURL: fake.URL(),
-			Credentials: connectors.Credentials{Method: connectors.AuthOAuth2, Token: pat}},
+		"api token":      cloudConfig(fake, alice),
+		"oauth2 gateway": gatewayConfig(fake),
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := newClient(t, cfg)
@@ -131,8 +130,7 @@ func TestItemNormalization(t *testing.T) {
 // TestItemURLUsesTheSite: calls go through the OAuth2 gateway, links go to the site.
 func TestItemURLUsesTheSite(t *testing.T) {
 	fake := newSeededFake(t, 1, 2, 1)
-	c := newClient(t, connectors.Config{BaseURL: "https://acme.atlassian.net", CloudID: fake.CloudID(), APIBaseURL: fake.URL(),
-		Credentials: connectors.Credentials{Method: connectors.AuthOAuth2, Token: pat}})
+	c := newClient(t, gatewayConfig(fake))
 	it, err := c.Item(t.Context(), "PRJA-1")
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 )
 
 // TestScopeFilter: Items applies the Connection's filter (ANDed on, as search and sync
@@ -25,10 +26,10 @@ func TestScopeFilter(t *testing.T) {
 	fake.CreateIssue("PRJB", "Needle elsewhere", "", at)
 	const filter = `summary ~ "needle"`
 
-	for _, deployment := range []string{connectors.DeploymentCloud, connectors.DeploymentDataCenter} {
+	for _, deployment := range []string{atlassian.DeploymentCloud, atlassian.DeploymentDataCenter} {
 		t.Run(deployment, func(t *testing.T) {
 			cfg := cloudConfig(fake, alice)
-			if deployment == connectors.DeploymentDataCenter {
+			if deployment == atlassian.DeploymentDataCenter {
 				cfg = dcConfig(fake)
 			}
 			c := newClient(t, cfg)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 	"github.com/unified-connectors/connector-operator/connectors/jira"
 	"github.com/unified-connectors/connector-operator/internal/egress"
@@ -90,9 +91,9 @@ func BenchmarkSyncPipeline(b *testing.B) {
 func vendorBoundRate(b *testing.B, s *site, projects int) float64 {
 	b.Helper()
 	client, err := jira.Provider{}.NewClient(connectors.Config{
-		BaseURL: s.fake.URL(), Deployment: connectors.DeploymentCloud,
+		BaseURL:     s.fake.URL(),
 		HTTP:        vendorhttp.New(vendorhttp.Options{ConnectorType: "jira", RequestsPerSecond: 500, Burst: 500, Egress: egress.Vendor.WithAllowInsecure(true)}),
-		Credentials: connectors.Credentials{Method: connectors.AuthAPIToken, Email: s.account.Email, APIToken: s.account.APIToken},
+		Credentials: atlassian.APITokenCredentials(s.account.Email, s.account.APIToken),
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/connectors/atlassian"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
 	"github.com/unified-connectors/connector-operator/connectors/jira"
 	"github.com/unified-connectors/connector-operator/internal/egress"
@@ -18,8 +19,8 @@ const searchPath = "/rest/api/3/search/jql"
 func jiraClient(t *testing.T, fake *atlassiantest.Server, acct atlassiantest.Account, http connectors.Doer) connectors.Client {
 	t.Helper()
 	c, err := jira.Provider{}.NewClient(connectors.Config{
-		BaseURL: fake.URL(), Deployment: connectors.DeploymentCloud, HTTP: http,
-		Credentials: connectors.Credentials{Method: connectors.AuthAPIToken, Email: acct.Email, APIToken: acct.APIToken},
+		BaseURL: fake.URL(), HTTP: http,
+		Credentials: atlassian.APITokenCredentials(acct.Email, acct.APIToken),
 	})
 	if err != nil {
 		t.Fatal(err)
