@@ -22,7 +22,7 @@ import (
 const (
 	acmeType   = "acme"
 	acmeKind   = "thing"
-	acmeKeyKey = "token" // the Secret key of its one auth method
+	acmeKeyKey = "apiKey" // the Secret key of its one auth method, which no other vendor uses
 )
 
 func init() { connectors.Register(acmeProvider{}) }
@@ -40,9 +40,6 @@ func (acmeProvider) Validate(cfg connectors.Config) ([]string, error) {
 
 func (acmeProvider) NewClient(cfg connectors.Config) (connectors.Client, error) {
 	key := cfg.Credentials.Values[acmeKeyKey]
-	if key == "" {
-		key = cfg.Credentials.Token
-	}
 	return &acmeClient{base: strings.TrimRight(cfg.BaseURL, "/"), key: key, http: cfg.HTTP}, nil
 }
 
