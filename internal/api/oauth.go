@@ -41,10 +41,10 @@ type authorizeView struct {
 
 // callbackView is the answer of a successful callback.
 type callbackView struct {
-	Namespace string    `json:"namespace"`
-	Name      string    `json:"name"`
-	Secret    string    `json:"secret"`
-	ExpiresAt time.Time `json:"expiresAt"`
+	Namespace string     `json:"namespace"`
+	Name      string     `json:"name"`
+	Secret    string     `json:"secret"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 }
 
 // authorizeFlow answers GET /oauth/v1/namespaces/{ns}/connections/{name}/authorize with
@@ -231,12 +231,17 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request, rq *request) e
 	if err != nil {
 		return err
 	}
-	if err := s.storeTokens(r.Context(), conn, tok); err != nil {
+	if err := s.storeTokens(r.Context(), conn, tok, oc.Fields); err != nil {
 		return err
 	}
 	s.log.Info("OAuth2 authorization stored", "requestId", rq.id, "namespace", conn.Namespace, "connection", conn.Name,
 		"secret", conn.Spec.Auth.SecretRef.Name, "user", p.User)
-	writeOK(w, http.StatusOK, callbackView{Namespace: conn.Namespace, Name: conn.Name, Secret: conn.Spec.Auth.SecretRef.Name, ExpiresAt: tok.Expiry.UTC()})
+	view := callbackView{Namespace: conn.Namespace, Name: conn.Name, Secret: conn.Spec.Auth.SecretRef.Name}
+	if !tok.Expiry.IsZero() {
+		at := tok.Expiry.UTC()
+		view.ExpiresAt = &at
+	}
+	writeOK(w, http.StatusOK, view)
 	return nil
 }
 
@@ -289,9 +294,9 @@ func exchange(ctx context.Context, oc oauth.Client, p statePayload, code string)
 		}
 	}
 	if tok.RefreshToken == "" {
-		return nil, errorf(CodeVendorAuthFailed, "the vendor issued no refresh token; the Connector's oauth2 scopes must include offline_access")
+		return nil, errorf(CodeVendorAuthFailed, "the vendor issued no refresh token; the Connector's oauth2 scopes must ask for one (offline_access, refresh_token)")
 	}
-	if tok.Expiry.IsZero() {
+	if tok.Expiry.IsZero() && !oc.NoExpiry {
 		// Without expires_in the token's life is unknown: refresh it at first use.
 		tok.Expiry = time.Now()
 	}
@@ -303,12 +308,8 @@ func exchange(ctx context.Context, oc oauth.Client, p statePayload, code string)
 // existing Secret is only updated when it is one the operator made or already holds
 // OAuth2 keys, so that a Connection pointed at an unrelated Secret cannot be used to
 // overwrite it. The reconciler's Secret watch then probes the Connection.
-func (s *Server) storeTokens(ctx context.Context, conn *v1alpha1.Connection, tok *oauth2.Token) error {
-	data := map[string][]byte{
-		oauth.KeyAccessToken:  []byte(tok.AccessToken),
-		oauth.KeyRefreshToken: []byte(tok.RefreshToken),
-		oauth.KeyExpiry:       []byte(tok.Expiry.UTC().Format(time.RFC3339)),
-	}
+func (s *Server) storeTokens(ctx context.Context, conn *v1alpha1.Connection, tok *oauth2.Token, fields []string) error {
+	data := oauth.SecretData(tok, fields)
 	key := client.ObjectKey{Namespace: conn.Namespace, Name: conn.Spec.Auth.SecretRef.Name}
 	backoff := wait.Backoff{Steps: 8, Duration: 20 * time.Millisecond, Factor: 1.5, Jitter: 0.5}
 	return retry.RetryOnConflict(backoff, func() error {
@@ -336,7 +337,7 @@ func (s *Server) storeTokens(ctx context.Context, conn *v1alpha1.Connection, tok
 		if err != nil {
 			return err
 		}
-		if !tokenSecret(&sec) {
+		if !tokenSecret(&sec, fields) {
 			return errorf(CodeConflict, "secret %q holds other data; point the Connection at a new Secret name and authorize again", key.Name)
 		}
 		if sec.Data == nil {
@@ -352,7 +353,7 @@ func (s *Server) storeTokens(ctx context.Context, conn *v1alpha1.Connection, tok
 }
 
 // tokenSecret reports whether an existing Secret may receive OAuth2 tokens.
-func tokenSecret(s *corev1.Secret) bool {
+func tokenSecret(s *corev1.Secret, fields []string) bool {
 	if s.Type != "" && s.Type != corev1.SecretTypeOpaque || (s.Immutable != nil && *s.Immutable) {
 		return false
 	}
@@ -363,7 +364,9 @@ func tokenSecret(s *corev1.Secret) bool {
 		switch k {
 		case oauth.KeyAccessToken, oauth.KeyRefreshToken, oauth.KeyExpiry:
 		default:
-			return false
+			if !slices.Contains(fields, k) {
+				return false
+			}
 		}
 	}
 	return true

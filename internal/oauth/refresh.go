@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -77,17 +78,46 @@ var ErrRefreshRejected = errors.New("the authorization server rejected the refre
 // Token is the outcome of Fresh: a usable access token and its expiry.
 type Token struct {
 	AccessToken string
-	Expiry      time.Time
+	// Expiry is zero when the vendor's tokens carry none (Client.NoExpiry).
+	Expiry time.Time
+	// Fields are the token answer's Client.Fields, as stored with the tokens.
+	Fields map[string]string
 	// Refreshed is set when this call rotated the tokens.
 	Refreshed bool
 }
 
-// Client is the OAuth2 client of a Connector.
+// Client is the OAuth2 client of a Connector, with its vendor's rules.
 type Client struct {
 	ClientID, ClientSecret string
 	TokenURL               string
 	// HTTP sends token requests (egress-guarded in production).
 	HTTP *http.Client
+	// NoExpiry: the vendor's access tokens carry no expiry (Salesforce). A stored token
+	// is used until the vendor refuses it; then Renew replaces it.
+	NoExpiry bool
+	// Fields name token-answer fields (instance_url) kept in the Secret, under the same
+	// names, next to the tokens.
+	Fields []string
+}
+
+// SecretData is what a Connection's Secret holds for tok: the access and refresh
+// tokens, the expiry (empty when the answer gave none) and the answer's fields. Both
+// the callback and every refresh write it, so the layout has one source.
+func SecretData(tok *oauth2.Token, fields []string) map[string][]byte {
+	data := map[string][]byte{
+		KeyAccessToken:  []byte(tok.AccessToken),
+		KeyRefreshToken: []byte(tok.RefreshToken),
+		KeyExpiry:       nil,
+	}
+	if !tok.Expiry.IsZero() {
+		data[KeyExpiry] = []byte(tok.Expiry.UTC().Format(time.RFC3339))
+	}
+	for _, f := range fields {
+		if v, ok := tok.Extra(f).(string); ok && v != "" {
+			data[f] = []byte(v)
+		}
+	}
+	return data
 }
 
 // Refresher refreshes tokens for one operator replica.
@@ -124,11 +154,18 @@ func (r *Refresher) now() time.Time {
 // that needs it meanwhile; Fresh returns ctx's error when ctx ends first, and the refresh
 // goes on and stores the rotated tokens without it.
 func (r *Refresher) Fresh(ctx context.Context, secret client.ObjectKey, oc Client) (Token, error) {
-	_, tok, ok, err := r.current(ctx, secret)
+	return r.Renew(ctx, secret, oc, "")
+}
+
+// Renew is Fresh, but also refreshes when the stored access token is spent: the vendor
+// refused it (a session that expired without warning). Of many callers that found one
+// token spent, one refreshes and the others join it or find its successor stored.
+func (r *Refresher) Renew(ctx context.Context, secret client.ObjectKey, oc Client, spent string) (Token, error) {
+	_, tok, ok, err := r.current(ctx, secret, oc, spent)
 	if err != nil || ok {
 		return tok, err
 	}
-	f := r.join(ctx, secret, oc)
+	f := r.join(ctx, secret, oc, spent)
 	select {
 	case <-f.done:
 		return f.tok, f.err
@@ -139,7 +176,7 @@ func (r *Refresher) Fresh(ctx context.Context, secret client.ObjectKey, oc Clien
 
 // join returns the refresh in flight for secret, starting one when there is none. The
 // first caller's client is used: every caller of one Secret has the same Connector.
-func (r *Refresher) join(ctx context.Context, secret client.ObjectKey, oc Client) *flight {
+func (r *Refresher) join(ctx context.Context, secret client.ObjectKey, oc Client, spent string) *flight {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if f, ok := r.flights[secret]; ok {
@@ -154,7 +191,7 @@ func (r *Refresher) join(ctx context.Context, secret client.ObjectKey, oc Client
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 	go func() {
 		defer cancel()
-		f.tok, f.err = r.settle(fctx, secret, oc)
+		f.tok, f.err = r.settle(fctx, secret, oc, spent)
 		r.mu.Lock()
 		delete(r.flights, secret)
 		r.mu.Unlock()
@@ -163,25 +200,28 @@ func (r *Refresher) join(ctx context.Context, secret client.ObjectKey, oc Client
 	return f
 }
 
-// current reads the Secret live and the token it holds; ok when that token is usable
-// for at least RefreshBefore.
-func (r *Refresher) current(ctx context.Context, secret client.ObjectKey) (*corev1.Secret, Token, bool, error) {
+// current reads the Secret live and the token it holds; ok when that token is not the
+// spent one and is usable for at least RefreshBefore (or carries no expiry, when the
+// vendor's never do).
+func (r *Refresher) current(ctx context.Context, secret client.ObjectKey, oc Client, spent string) (*corev1.Secret, Token, bool, error) {
 	s, err := r.read(ctx, secret)
 	if err != nil {
 		return nil, Token{}, false, err
 	}
-	tok, err := tokenOf(s)
+	tok, err := tokenOf(s, oc.Fields)
 	if err != nil {
 		return nil, Token{}, false, err
 	}
-	return s, tok, tok.AccessToken != "" && tok.Expiry.Sub(r.now()) > RefreshBefore, nil
+	usable := tok.AccessToken != "" && tok.AccessToken != spent &&
+		(oc.NoExpiry || tok.Expiry.Sub(r.now()) > RefreshBefore)
+	return s, tok, usable, nil
 }
 
 // settle looks at the Secret again and refreshes it unless another replica did
 // meanwhile. It runs on the flight's context.
-func (r *Refresher) settle(ctx context.Context, secret client.ObjectKey, oc Client) (Token, error) {
+func (r *Refresher) settle(ctx context.Context, secret client.ObjectKey, oc Client, spent string) (Token, error) {
 	for {
-		s, tok, ok, err := r.current(ctx, secret)
+		s, tok, ok, err := r.current(ctx, secret, oc, spent)
 		if err != nil || ok {
 			return tok, err
 		}
@@ -229,11 +269,21 @@ func (r *Refresher) refresh(ctx context.Context, s *corev1.Secret, oc Client) (T
 	if nt.RefreshToken == "" {
 		nt.RefreshToken = refreshToken // servers that do not rotate keep the old one valid
 	}
-	if err := r.store(ctx, s, refreshToken, nt); err != nil {
+	data := SecretData(nt, oc.Fields)
+	if err := r.store(ctx, s, refreshToken, data); err != nil {
 		// The new refresh token is lost and the old one is spent: say so plainly.
 		return Token{}, fmt.Errorf("storing the rotated tokens in Secret %s/%s failed (%v); the Connection must be authorised again", s.Namespace, s.Name, err)
 	}
-	return Token{AccessToken: nt.AccessToken, Expiry: nt.Expiry, Refreshed: true}, nil
+	tok := Token{AccessToken: nt.AccessToken, Expiry: nt.Expiry, Refreshed: true}
+	for _, f := range oc.Fields {
+		if v := strings.TrimSpace(string(s.Data[f])); v != "" {
+			if tok.Fields == nil {
+				tok.Fields = map[string]string{}
+			}
+			tok.Fields[f] = v
+		}
+	}
+	return tok, nil
 }
 
 // store writes the rotated tokens into the locked Secret s, releasing the lock, with
@@ -241,13 +291,11 @@ func (r *Refresher) refresh(ctx context.Context, s *corev1.Secret, oc Client) (T
 // means someone changed the Secret while we held the lock (a label, say): the tokens
 // are put onto the new version, unless its refresh token is no longer the one this
 // refresh spent (a new authorization replaced it), which must not be overwritten.
-func (r *Refresher) store(ctx context.Context, s *corev1.Secret, spent string, nt *oauth2.Token) error {
+func (r *Refresher) store(ctx context.Context, s *corev1.Secret, spent string, data map[string][]byte) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		s.Data[KeyAccessToken] = []byte(nt.AccessToken)
-		s.Data[KeyRefreshToken] = []byte(nt.RefreshToken)
-		s.Data[KeyExpiry] = []byte(nt.Expiry.UTC().Format(time.RFC3339))
+		maps.Copy(s.Data, data)
 		delete(s.Annotations, LockAnnotation)
 		// Optimistic concurrency on the locked version: only the lock holder can write.
 		err := r.Client.Update(quiet(ctx), s)
@@ -343,8 +391,16 @@ func (r *Refresher) read(ctx context.Context, key client.ObjectKey) (*corev1.Sec
 	return &s, nil
 }
 
-func tokenOf(s *corev1.Secret) (Token, error) {
+func tokenOf(s *corev1.Secret, fields []string) (Token, error) {
 	tok := Token{AccessToken: strings.TrimSpace(string(s.Data[KeyAccessToken]))}
+	for _, f := range fields {
+		if v := strings.TrimSpace(string(s.Data[f])); v != "" {
+			if tok.Fields == nil {
+				tok.Fields = map[string]string{}
+			}
+			tok.Fields[f] = v
+		}
+	}
 	if raw := strings.TrimSpace(string(s.Data[KeyExpiry])); raw != "" {
 		t, err := time.Parse(time.RFC3339, raw)
 		if err != nil {

@@ -96,7 +96,7 @@ func TestCredentialsFromSecret(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			creds, err := credentialsFromSecret(tt.typ, tt.method, secretOf(tt.data))
+			creds, _, err := credentialsFromSecret(tt.typ, tt.method, secretOf(tt.data))
 			if tt.wantReason == "" {
 				if err != nil {
 					t.Fatalf("credentialsFromSecret: %v", err)
@@ -164,7 +164,7 @@ func TestConfigReachesTheVendor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			connector := &v1alpha1.Connector{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Spec: tt.spec}
-			creds, err := credentialsFromSecret(string(tt.spec.Type), tt.method, secretOf(tt.data))
+			creds, _, err := credentialsFromSecret(string(tt.spec.Type), tt.method, secretOf(tt.data))
 			if err != nil {
 				t.Fatalf("credentialsFromSecret: %v", err)
 			}

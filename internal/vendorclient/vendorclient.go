@@ -8,6 +8,7 @@ package vendorclient
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -55,6 +56,8 @@ type Factory struct {
 	Refresher *oauth.Refresher
 	// Namespace is the operator's namespace, home of the OAuth2 client Secrets.
 	Namespace string
+
+	clientTokens clientTokens
 }
 
 // Resolved is a ready-to-use client and what the caller may want to record.
@@ -76,17 +79,9 @@ func (f *Factory) ClientFor(ctx context.Context, conn *v1alpha1.Connection, conn
 	if err != nil {
 		return Resolved{}, err
 	}
-	creds, err := credentialsFromSecret(string(connector.Spec.Type), conn.Spec.Auth.Method, secret)
+	creds, grant, err := credentialsFromSecret(string(connector.Spec.Type), conn.Spec.Auth.Method, secret)
 	if err != nil {
 		return Resolved{}, err
-	}
-	res := Resolved{SecretVersion: secret.ResourceVersion}
-	if creds.Method == connectors.AuthOAuth2 {
-		tok, err := f.oauthToken(ctx, conn, connector)
-		if err != nil {
-			return Resolved{}, err
-		}
-		creds.Token, res.OAuth = tok.AccessToken, &tok
 	}
 	provider, ok := connectors.Get(string(connector.Spec.Type))
 	if !ok {
@@ -95,16 +90,91 @@ func (f *Factory) ClientFor(ctx context.Context, conn *v1alpha1.Connection, conn
 	rl := connector.Spec.RateLimit
 	key := client.ObjectKeyFromObject(conn).String()
 	http := f.Vendors.Client(key, string(connector.Spec.Type), float64(rl.RequestsPerSecond), int(rl.Burst))
-	vc, err := provider.NewClient(Config(connector, creds, http))
-	if err != nil {
-		return Resolved{}, problem(v1alpha1.ConnectorNotReadyReason, "Connector %q: %v", connector.Name, err)
+	build := func(tok oauth.Token) (connectors.Client, error) {
+		c := creds
+		if grant != connectors.GrantNone {
+			c.Token = tok.AccessToken
+			c.Values = maps.Clone(creds.Values)
+			if c.Values == nil && len(tok.Fields) > 0 {
+				c.Values = map[string]string{}
+			}
+			maps.Copy(c.Values, tok.Fields)
+		}
+		vc, err := provider.NewClient(Config(connector, c, http))
+		if err != nil {
+			return nil, problem(v1alpha1.ConnectorNotReadyReason, "Connector %q: %v", connector.Name, err)
+		}
+		return vc, nil
 	}
-	res.Client = vc
+	res := Resolved{SecretVersion: secret.ResourceVersion}
+	if grant == connectors.GrantNone {
+		res.Client, err = build(oauth.Token{})
+		return res, err
+	}
+	token, err := f.tokenSource(ctx, conn, connector, grant, creds, key, secret.ResourceVersion)
+	if err != nil {
+		return Resolved{}, err
+	}
+	tok, err := token(ctx, "")
+	if err != nil {
+		return Resolved{}, err
+	}
+	if grant == connectors.GrantAuthorizationCode {
+		res.OAuth = &tok
+	}
+	vc, err := build(tok)
+	if err != nil {
+		return Resolved{}, err
+	}
+	res.Client = &renewing{cur: vc, token: tok.AccessToken, renew: func(ctx context.Context, spent string) (connectors.Client, string, error) {
+		tok, err := token(ctx, spent)
+		if err != nil {
+			return nil, "", err
+		}
+		vc, err := build(tok)
+		return vc, tok.AccessToken, err
+	}}
 	return res, nil
 }
 
+// tokenSource returns where the Connection's access tokens come from for grant.
+func (f *Factory) tokenSource(ctx context.Context, conn *v1alpha1.Connection, connector *v1alpha1.Connector, grant connectors.Grant,
+	creds connectors.Credentials, key, version string) (tokenSource, error) {
+	switch grant {
+	case connectors.GrantAuthorizationCode:
+		oc, err := f.OAuthClient(ctx, connector)
+		if err != nil {
+			return nil, err
+		}
+		secret := client.ObjectKey{Namespace: conn.Namespace, Name: conn.Spec.Auth.SecretRef.Name}
+		return func(ctx context.Context, spent string) (oauth.Token, error) {
+			return f.oauthToken(ctx, secret, oc, spent)
+		}, nil
+	case connectors.GrantClientCredentials:
+		// The Connection's own client, posted to the Connector's token URL.
+		ep, err := OAuthEndpointsOf(connector)
+		if err != nil {
+			return nil, err
+		}
+		if err := f.checkURL(ep.TokenURL); err != nil {
+			return nil, err
+		}
+		oc := oauth.Client{ClientID: creds.Values[KeyClientID], ClientSecret: creds.Values[KeyClientSecret],
+			TokenURL: ep.TokenURL, HTTP: f.Vendors.Egress.Client(tokenCallTimeout),
+			NoExpiry: !ep.Rules.AccessTokensExpire, Fields: ep.Rules.TokenFields}
+		return func(ctx context.Context, spent string) (oauth.Token, error) {
+			return f.clientToken(ctx, key, version, oc, spent)
+		}, nil
+	default:
+		return nil, problem(v1alpha1.AuthMethodNotAllowedReason, "auth method %q has an unknown grant %q", conn.Spec.Auth.Method, grant)
+	}
+}
+
 // Forget drops what the factory keeps for a deleted Connection.
-func (f *Factory) Forget(conn client.ObjectKey) { f.Vendors.Forget(conn.String()) }
+func (f *Factory) Forget(conn client.ObjectKey) {
+	f.Vendors.Forget(conn.String())
+	f.forgetClientToken(conn.String())
+}
 
 // CheckURL applies the egress rules that need no DNS (https only unless
 // --allow-insecure-vendor-urls; no internal or metadata address in any spelling). The
@@ -183,21 +253,21 @@ func value(s *corev1.Secret, k string) string { return strings.TrimSpace(string(
 // A method the provider does not offer is AuthMethodNotAllowed. For
 // GrantAuthorizationCode the Secret must also hold the refresh token; the access token
 // may be missing or spent, as the refresh token can mint one.
-func credentialsFromSecret(typ string, method v1alpha1.AuthMethod, s *corev1.Secret) (connectors.Credentials, error) {
+func credentialsFromSecret(typ string, method v1alpha1.AuthMethod, s *corev1.Secret) (connectors.Credentials, connectors.Grant, error) {
 	desc, ok := connectors.Describe(typ)
 	if !ok {
-		return connectors.Credentials{}, problem(v1alpha1.ConnectorNotReadyReason, "no connector registered for type %q", typ)
+		return connectors.Credentials{}, "", problem(v1alpha1.ConnectorNotReadyReason, "no connector registered for type %q", typ)
 	}
 	spec, ok := desc.Method(connectors.AuthMethod(method))
 	if !ok {
-		return connectors.Credentials{}, problem(v1alpha1.AuthMethodNotAllowedReason, "connector type %q does not offer auth method %q", typ, method)
+		return connectors.Credentials{}, "", problem(v1alpha1.AuthMethodNotAllowedReason, "connector type %q does not offer auth method %q", typ, method)
 	}
 	required := spec.SecretKeys
 	if spec.Grant == connectors.GrantAuthorizationCode {
 		required = append(slices.Clip(required), oauth.KeyRefreshToken)
 	}
 	if err := RequireKeys(s, required...); err != nil {
-		return connectors.Credentials{}, err
+		return connectors.Credentials{}, "", err
 	}
 	creds := connectors.Credentials{Method: spec.Method}
 	for _, k := range slices.Concat(spec.SecretKeys, spec.OptionalKeys) {
@@ -210,7 +280,7 @@ func credentialsFromSecret(typ string, method v1alpha1.AuthMethod, s *corev1.Sec
 		}
 		creds.Values[k] = v
 	}
-	return creds, nil
+	return creds, spec.Grant, nil
 }
 
 // Config builds the connectors.Config of a Connection of connector; the provider reads its
@@ -241,7 +311,8 @@ func (f *Factory) OAuthClient(ctx context.Context, connector *v1alpha1.Connector
 	if err := f.checkURL(ep.TokenURL); err != nil {
 		return oauth.Client{}, err
 	}
-	return oauth.Client{ClientID: id, ClientSecret: secret, TokenURL: ep.TokenURL, HTTP: f.Vendors.Egress.Client(tokenCallTimeout)}, nil
+	return oauth.Client{ClientID: id, ClientSecret: secret, TokenURL: ep.TokenURL, HTTP: f.Vendors.Egress.Client(tokenCallTimeout),
+		NoExpiry: !ep.Rules.AccessTokensExpire, Fields: ep.Rules.TokenFields}, nil
 }
 
 // OAuthEndpoints are a Connector's OAuth 2.0 endpoints and its vendor's rules.
@@ -282,15 +353,10 @@ func (f *Factory) oauthClientCredentials(ctx context.Context, o *v1alpha1.OAuth2
 	return value(cs, KeyClientID), value(cs, KeyClientSecret), nil
 }
 
-// oauthToken returns a fresh access token, refreshing (and rotating) it when close to
-// expiry.
-func (f *Factory) oauthToken(ctx context.Context, conn *v1alpha1.Connection, connector *v1alpha1.Connector) (oauth.Token, error) {
-	oc, err := f.OAuthClient(ctx, connector)
-	if err != nil {
-		return oauth.Token{}, err
-	}
-	key := client.ObjectKey{Namespace: conn.Namespace, Name: conn.Spec.Auth.SecretRef.Name}
-	tok, err := f.Refresher.Fresh(ctx, key, oc)
+// oauthToken returns a fresh access token from the Connection's Secret, refreshing (and
+// rotating) it when close to expiry or when it is the spent one.
+func (f *Factory) oauthToken(ctx context.Context, key client.ObjectKey, oc oauth.Client, spent string) (oauth.Token, error) {
+	tok, err := f.Refresher.Renew(ctx, key, oc, spent)
 	var transient *oauth.TransientError
 	switch {
 	case err == nil:
