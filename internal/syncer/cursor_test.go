@@ -142,3 +142,31 @@ func TestStatusFitsAtTheContainerBound(t *testing.T) {
 		t.Fatalf("status.sync is %d bytes at the container bound; etcd refuses objects over 1.5 MiB", len(b))
 	}
 }
+
+// TestDeletedItemEvent: a change-feed deletion is sent as item.deleted with only its id,
+// container and time, never as an upsert of an empty item, and its id differs from the
+// upsert of the same version.
+func TestDeletedItemEvent(t *testing.T) {
+	at := time.Date(2026, 12, 2, 3, 4, 5, 0, time.UTC)
+	it := connectors.Item{ID: "001000000000001AAA", Key: "001000000000001AAA", Container: "Account", UpdatedAt: at,
+		Title: "secret-free title", Deleted: true}
+	del, err := itemEvent("/namespaces/a/connections/b", it)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it.Deleted = false
+	up, err := itemEvent("/namespaces/a/connections/b", it)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if del.Type() != EventItemDeleted || up.Type() != EventItemUpserted || del.ID() == up.ID() {
+		t.Fatalf("deleted %s %s, upserted %s %s", del.Type(), del.ID(), up.Type(), up.ID())
+	}
+	var d map[string]any
+	if err := del.DataAs(&d); err != nil {
+		t.Fatal(err)
+	}
+	if len(d) != 3 || d["id"] != it.ID || d["container"] != "Account" || d["deletedAt"] != "2026-12-02T03:04:05Z" {
+		t.Fatalf("deletion data %v", d)
+	}
+}

@@ -18,6 +18,7 @@ import (
 // CloudEvents types of the sink protocol (DESIGN.md).
 const (
 	EventItemUpserted      = "dev.unified.connectors.item.upserted"
+	EventItemDeleted       = "dev.unified.connectors.item.deleted"
 	EventContainerSnapshot = "dev.unified.connectors.container.snapshot"
 	batchContentType       = "application/cloudevents-batch+json"
 )
@@ -116,19 +117,30 @@ func encodeBatch(events []cloudevents.Event) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// itemEvent is the upsert event of one item. Its id is deterministic from the item id and
-// update time, so a repeated delivery carries the same id and consumers can de-duplicate.
+// itemEvent is the upsert event of one item, or the deletion event of one the source
+// reports deleted (Item.Deleted). Its id is deterministic from the item id and update
+// time, so a repeated delivery carries the same id and consumers can de-duplicate.
 func itemEvent(source string, it connectors.Item) (cloudevents.Event, error) {
 	e := cloudevents.New(cloudevents.CloudEventsVersionV1)
 	e.SetID(it.ID + "@" + it.UpdatedAt.UTC().Format("20060102T150405.000000000Z"))
 	e.SetSource(source)
-	e.SetType(EventItemUpserted)
 	e.SetSubject(it.Container + "/" + it.Key)
 	e.SetTime(it.UpdatedAt)
-	if err := e.SetData(cloudevents.ApplicationJSON, it); err != nil {
-		return e, err
+	if it.Deleted {
+		e.SetType(EventItemDeleted)
+		e.SetID(e.ID() + "-deleted")
+		return e, e.SetData(cloudevents.ApplicationJSON, Deletion{ID: it.ID, Container: it.Container, DeletedAt: it.UpdatedAt})
 	}
-	return e, nil
+	e.SetType(EventItemUpserted)
+	return e, e.SetData(cloudevents.ApplicationJSON, it)
+}
+
+// Deletion is the data of an item.deleted event (DESIGN.md): the item is gone from the
+// source since DeletedAt. Nothing else of it is sent.
+type Deletion struct {
+	ID        string    `json:"id"`
+	Container string    `json:"container"`
+	DeletedAt time.Time `json:"deletedAt"`
 }
 
 // Snapshot is the data of a container.snapshot event: one chunk of the ids of every live

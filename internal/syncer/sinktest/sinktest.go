@@ -209,6 +209,28 @@ func (s *Sink) Items() []Item {
 	return out
 }
 
+// Deletion is the data of an acknowledged item.deleted event.
+type Deletion struct {
+	ID        string    `json:"id"`
+	Container string    `json:"container"`
+	DeletedAt time.Time `json:"deletedAt"`
+}
+
+// Deletions decodes the acknowledged item.deleted events, in order.
+func (s *Sink) Deletions() []Deletion {
+	var out []Deletion
+	for _, e := range s.Events() {
+		if e.Type != "dev.unified.connectors.item.deleted" {
+			continue
+		}
+		var d Deletion
+		if err := json.Unmarshal(e.Data, &d); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // Report summarises the item deliveries: distinct items, deliveries in all, and the
 // deliveries beyond the first of each event id (duplicates).
 type Report struct {
