@@ -195,3 +195,17 @@ func TestConfigReachesTheVendor(t *testing.T) {
 		})
 	}
 }
+
+func TestConnectorAllowsOnlyOfferedMethods(t *testing.T) {
+	desc, _ := connectors.Describe("jira")
+	cnr := &v1alpha1.Connector{Spec: v1alpha1.ConnectorSpec{Type: "jira",
+		AuthMethods: []v1alpha1.AuthMethod{v1alpha1.AuthMethodAPIToken, v1alpha1.AuthMethodClientCredentials}}}
+	err := offersAuthMethods(desc, cnr)
+	if err == nil || !strings.Contains(err.Error(), `does not offer auth method "clientCredentials"`) {
+		t.Fatalf("jira allowing clientCredentials: %v", err)
+	}
+	cnr.Spec.AuthMethods = []v1alpha1.AuthMethod{v1alpha1.AuthMethodPAT}
+	if err := offersAuthMethods(desc, cnr); err != nil {
+		t.Fatalf("jira allowing pat: %v", err)
+	}
+}

@@ -201,6 +201,9 @@ func (f *Factory) CheckConnector(ctx context.Context, connector *v1alpha1.Connec
 	if err != nil {
 		return nil, problem(v1alpha1.ConnectorNotReadyReason, "invalid Connector: %w", err)
 	}
+	if err := offersAuthMethods(provider.Describe(), connector); err != nil {
+		return nil, err
+	}
 	if o := connector.Spec.OAuth2; o != nil {
 		for _, u := range []v1alpha1.URL{o.AuthorizeURL, o.TokenURL, o.APIBaseURL} {
 			if u == "" {
@@ -215,6 +218,26 @@ func (f *Factory) CheckConnector(ctx context.Context, connector *v1alpha1.Connec
 		}
 	}
 	return warnings, nil
+}
+
+// offersAuthMethods refuses a Connector that allows an auth method its vendor does not
+// offer (spec.authMethods defaults to apiToken).
+func offersAuthMethods(desc connectors.Description, connector *v1alpha1.Connector) error {
+	methods := connector.Spec.AuthMethods
+	if len(methods) == 0 {
+		methods = []v1alpha1.AuthMethod{v1alpha1.AuthMethodAPIToken}
+	}
+	var offered []string
+	for _, a := range desc.Auth {
+		offered = append(offered, string(a.Method))
+	}
+	for _, m := range methods {
+		if _, ok := desc.Method(connectors.AuthMethod(m)); !ok {
+			return problem(v1alpha1.ConnectorNotReadyReason, "connector type %q does not offer auth method %q; spec.authMethods may list %s",
+				connector.Spec.Type, m, strings.Join(offered, ", "))
+		}
+	}
+	return nil
 }
 
 // ReadSecret GETs a Secret live. client-go logs whole response bodies at high verbosity
