@@ -471,7 +471,9 @@ func requestsFor(conns []v1alpha1.Connection) []reconcile.Request {
 }
 
 // connectorChangedPredicate passes Connector events that can change a Connection's
-// outcome: creation, deletion, a new generation, or a Ready transition. Status-only
+// outcome: creation, deletion, a new generation, or a new Ready verdict (its status,
+// reason or observed generation: a Connector's first verdict, even a False one, must
+// reach the Connections that wait on it at once, not at their next timer). Status-only
 // updates (connection counts) are dropped, so they never cause a vendor call.
 func connectorChangedPredicate() predicate.Predicate {
 	return predicate.Funcs{
@@ -484,8 +486,23 @@ func connectorChangedPredicate() predicate.Predicate {
 			if oldC.Generation != newC.Generation {
 				return true
 			}
-			return meta.IsStatusConditionTrue(oldC.Status.Conditions, v1alpha1.ReadyCondition) !=
-				meta.IsStatusConditionTrue(newC.Status.Conditions, v1alpha1.ReadyCondition)
+			return readyVerdict(oldC) != readyVerdict(newC)
 		},
 	}
+}
+
+// verdict is what a Connection reads of its Connector's Ready condition.
+type verdict struct {
+	status     metav1.ConditionStatus
+	reason     string
+	generation int64
+}
+
+// readyVerdict is c's Ready verdict; the zero verdict before it has one.
+func readyVerdict(c *v1alpha1.Connector) verdict {
+	cond := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ReadyCondition)
+	if cond == nil {
+		return verdict{}
+	}
+	return verdict{cond.Status, cond.Reason, cond.ObservedGeneration}
 }
