@@ -240,7 +240,7 @@ func TestFilterInjection(t *testing.T) {
 	// Changes leaves the current second to the next walk: stamp the records in the past.
 	o.fake.SetClock(salesforcetest.NewManualClock(past.Add(time.Minute)).Now)
 	obrien, _ := o.fake.Insert("Account", salesforcetest.Fields{"Name": "O'Brien"})
-	o.fake.Insert("Account", salesforcetest.Fields{"Name": "Other"})
+	_, _ = o.fake.Insert("Account", salesforcetest.Fields{"Name": "Other"})
 	o.fake.ResetRequests()
 	for _, filter := range []string{
 		`x' OR Name != '`,
@@ -296,8 +296,8 @@ func TestFilterInjection(t *testing.T) {
 func TestSearchEscaping(t *testing.T) {
 	o := newOrg(t)
 	acme, _ := o.fake.Insert("Account", salesforcetest.Fields{"Name": "Acme & Sons (EU)"})
-	o.fake.Insert("Account", salesforcetest.Fields{"Name": "Acmeister"})
-	o.fake.Insert("Case", salesforcetest.Fields{"Subject": "Acme printer"})
+	_, _ = o.fake.Insert("Account", salesforcetest.Fields{"Name": "Acmeister"})
+	_, _ = o.fake.Insert("Case", salesforcetest.Fields{"Subject": "Acme printer"})
 	page, err := o.client.Search(t.Context(), connectors.SearchQuery{Text: "Acme-Sons (EU)", Containers: []string{"Account", "Case"}})
 	if err != nil {
 		t.Fatal(err)
