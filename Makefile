@@ -82,7 +82,7 @@ fuzz: ## Run each fuzz target for FUZZTIME.
 
 .PHONY: bench
 bench: control-plane ## Run the benchmarks (figures for the issues' closing notes).
-	go test -run='^$$' -bench=. -benchmem -count=1 ./...
+	go test -run='^$$' -bench=. -benchmem -count=1 -timeout=40m ./...
 
 .PHONY: verify
 verify: manifests generate fmt chart-crds chart-rbac api-docs metrics-docs ## Fail when generated or formatted files are stale.
