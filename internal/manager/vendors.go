@@ -6,4 +6,5 @@ package manager
 import (
 	_ "github.com/unified-connectors/connector-operator/connectors/confluence"
 	_ "github.com/unified-connectors/connector-operator/connectors/jira"
+	_ "github.com/unified-connectors/connector-operator/connectors/salesforce"
 )
