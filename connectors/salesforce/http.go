@@ -159,6 +159,13 @@ func (c *Client) admit(ctx context.Context, op string) error {
 	if pause > 0 && c.nextCall.After(now) {
 		start = c.nextCall
 	}
+	if deadline, ok := ctx.Deadline(); ok && start.After(deadline) {
+		// The caller (a search with a short deadline) cannot wait its turn: say when to
+		// come back rather than wait in vain.
+		c.mu.Unlock()
+		return &connectors.Error{Kind: connectors.KindRateLimited, Vendor: Type, Op: op, RetryAfter: start.Sub(now).Round(time.Second) + time.Second,
+			Reason: "the org is near its daily API request limit; calls are spaced out"}
+	}
 	c.nextCall = start.Add(pause)
 	c.mu.Unlock()
 	if d := start.Sub(now); d > 0 {

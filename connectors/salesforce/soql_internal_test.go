@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/unified-connectors/connector-operator/connectors"
 	"github.com/unified-connectors/connector-operator/connectors/salesforce/salesforcetest"
 )
 
@@ -154,6 +156,14 @@ func TestThrottleSpacing(t *testing.T) {
 	}
 	if len(slept) != 2 || slept[0] != ThrottleAt95 || slept[1] != ThrottleAt95 {
 		t.Fatalf("slept %v at 96%%, want two pauses of %s", slept, ThrottleAt95)
+	}
+	// A caller whose deadline comes before its turn is told when to come back.
+	ctx, cancel := context.WithDeadline(context.Background(), now.Add(time.Second))
+	defer cancel()
+	err := c.admit(ctx, "op")
+	var ve *connectors.Error
+	if !errors.As(err, &ve) || ve.Kind != connectors.KindRateLimited || ve.RetryAfter < ThrottleAt95 || len(slept) != 2 {
+		t.Fatalf("admit past the deadline: %v (slept %v)", err, slept)
 	}
 }
 
