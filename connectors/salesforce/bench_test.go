@@ -43,4 +43,3 @@ func BenchmarkChanges(b *testing.B) {
 		})
 	}
 }
-

@@ -9,8 +9,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"maps"
@@ -704,7 +704,7 @@ func (s *scenario) bind(u apiUser, ns, kind, role string) {
 	user := "system:serviceaccount:" + tenantNamespace + ":" + u.name
 	s.eventually(user+" bound to "+role, func() error {
 		sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{User: user,
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + tenantNamespace, "system:authenticated"},
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + tenantNamespace, "system:authenticated"},
 			ResourceAttributes: &authzv1.ResourceAttributes{Namespace: ns, Verb: rule.Verbs[0], Group: rule.APIGroups[0], Resource: resource, Subresource: sub}}}
 		if err := s.k8s.Create(ctx, sar); err != nil {
 			return err

@@ -85,7 +85,7 @@ var writable = map[string]string{
 	"events.k8s.io/events create": "Events on state changes",
 	"events.k8s.io/events patch":  "Event series",
 	// DESIGN.md HTTP API: authentication and authorization of callers.
-	"authentication.k8s.io/tokenreviews create":       "API callers' tokens",
+	"authentication.k8s.io/tokenreviews create":        "API callers' tokens",
 	"authorization.k8s.io/subjectaccessreviews create": "API callers' permissions",
 }
 
