@@ -260,3 +260,32 @@ func TestChangesFilterAndWindow(t *testing.T) {
 		t.Errorf("query %q", q)
 	}
 }
+
+// TestSessionExpiresMidWalk: the session dies between two pages (as when a rotating
+// refresh ends it); the operator refreshes and builds a new client, which continues
+// from the cursor by key set: nothing lost or repeated, and the error holds no token.
+func TestSessionExpiresMidWalk(t *testing.T) {
+	o := newOrg(t)
+	ids := seed(o, "Account", 450, nil)
+	o.fake.SetBatchSize(200)
+	first, err := o.client.Changes(t.Context(), connectors.ChangeQuery{Container: connectors.Container{Key: "Account"}, Limit: 150})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.fake.ExpireSessions()
+	_, err = o.client.Changes(t.Context(), connectors.ChangeQuery{Container: connectors.Container{Key: "Account"}, Cursor: first.NextCursor, Limit: 150})
+	wantKind(t, err, connectors.KindSessionExpired)
+	o.checkSafe(err)
+	o.access = o.fake.NewSession(salesforcetest.DefaultUser().ID)
+	fresh := o.newClient(nil)
+	items := first.Items
+	cur := first.NextCursor
+	for cur != "" {
+		page, err := fresh.Changes(t.Context(), connectors.ChangeQuery{Container: connectors.Container{Key: "Account"}, Cursor: cur, Limit: 150})
+		if err != nil {
+			t.Fatal(err)
+		}
+		items, cur = append(items, page.Items...), page.NextCursor
+	}
+	checkOrderedOnce(t, items, ids)
+}
