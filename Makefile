@@ -22,7 +22,8 @@ FUZZ_TARGETS ?= ./connectors/atlassian:FuzzParseTime ./connectors/atlassian:Fuzz
 	./connectors/atlassian:FuzzStorageToText ./connectors/jira:FuzzCursor ./connectors/jira:FuzzQuote \
 	./connectors/confluence:FuzzCursor ./internal/egress:FuzzCheckURL ./internal/syncer:FuzzParseCursor \
 	./internal/api:FuzzRequest ./connectors/salesforce/salesforcetest:FuzzParseSOQL \
-	./connectors/salesforce/salesforcetest:FuzzParseSOSL
+	./connectors/salesforce/salesforcetest:FuzzParseSOSL ./connectors/salesforce:FuzzQuoteSOQL \
+	./connectors/salesforce:FuzzEscapeSOSL ./connectors/salesforce:FuzzCursor ./connectors/salesforce:FuzzCheckFilter
 FUZZTIME ?= 5s
 
 .PHONY: all
