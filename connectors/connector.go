@@ -79,6 +79,9 @@ type Identity struct {
 	// TimeZone is the account's IANA zone when the vendor reports one; the vendor reads
 	// date strings in queries in this zone.
 	TimeZone string
+	// Organization is the tenant the account belongs to, where the vendor names one
+	// (a Salesforce org Id).
+	Organization string
 }
 
 // Container is a Jira project or a Confluence space.

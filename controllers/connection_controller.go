@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -344,7 +345,8 @@ func (r *ConnectionReconciler) probe(ctx context.Context, s *connectionScope) er
 	}
 	r.memory.SetProbed(key, uid, inputs)
 	probeLatency.WithLabelValues(string(connector.Spec.Type)).Observe(latency.Seconds())
-	identity := &v1alpha1.IdentityStatus{AccountID: id.AccountID, DisplayName: id.DisplayName}
+	identity := &v1alpha1.IdentityStatus{AccountID: id.AccountID, DisplayName: id.DisplayName,
+		Organization: clip(id.Organization, 64), TimeZone: clip(id.TimeZone, 64)}
 	// A probe a human asked for (requested-at) records its own time.
 	requested := inputs.requestedAt != "" && inputs.requestedAt != conn.Status.LastHandledReconcileAt
 	changed := requested || conn.Status.Identity == nil || *conn.Status.Identity != *identity ||
@@ -423,7 +425,7 @@ func (r *ConnectionReconciler) SetupWithManager(mgr ctrl.Manager, opts Controlle
 			builder.WithPredicates(connectorChangedPredicate())).
 		// Metadata only: Secret data is read live, never cached cluster-wide.
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.connectionsOfSecret),
-			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{}, secretChangedPredicate())).
 		// A namespace relabelled in or out of a Connector's allowedNamespaces.
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.connectionsInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
@@ -432,6 +434,20 @@ func (r *ConnectionReconciler) SetupWithManager(mgr ctrl.Manager, opts Controlle
 		WithOptions(opts.controllerOptions()).
 		Named("connection").
 		Complete(r)
+}
+
+// secretChangedPredicate drops the Secret updates that take or release the OAuth2
+// refresh lock (oauth.LockAnnotation): the refresher writes them around every refresh,
+// so a refresh refused with invalid_grant would otherwise wake the Connection it just
+// stalled, which would refresh again, in a loop of token calls. A human's change to a
+// stalled Connection's Secret comes with the lock absent before and after, and passes.
+func secretChangedPredicate() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		if e.ObjectOld == nil || e.ObjectNew == nil {
+			return true
+		}
+		return e.ObjectOld.GetAnnotations()[oauth.LockAnnotation] == e.ObjectNew.GetAnnotations()[oauth.LockAnnotation]
+	}}
 }
 
 func (r *ConnectionReconciler) connectionsOfConnector(ctx context.Context, obj client.Object) []reconcile.Request {
@@ -505,4 +521,15 @@ func readyVerdict(c *v1alpha1.Connector) verdict {
 		return verdict{}
 	}
 	return verdict{cond.Status, cond.Reason, cond.ObservedGeneration}
+}
+
+// clip cuts s to at most n bytes on a rune boundary (status fields are bounded).
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

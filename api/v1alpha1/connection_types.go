@@ -142,6 +142,15 @@ type IdentityStatus struct {
 	// displayName is the vendor's display name.
 	// +optional
 	DisplayName string `json:"displayName,omitempty"`
+	// organization is the vendor tenant the account belongs to, where the vendor names
+	// one (a Salesforce org Id).
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	Organization string `json:"organization,omitempty"`
+	// timeZone is the account's time zone as the vendor reports it (IANA name).
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	TimeZone string `json:"timeZone,omitempty"`
 }
 
 // ProbeStatus is the outcome of the last successful probe that was recorded.

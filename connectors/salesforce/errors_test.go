@@ -24,8 +24,8 @@ func TestIdentity(t *testing.T) {
 	if id.AccountID != u.ID || id.DisplayName != u.Name || id.TimeZone == "" {
 		t.Errorf("identity %+v, want %+v", id, u)
 	}
-	if o.client.OrganizationID() != o.fake.OrgID() {
-		t.Errorf("organization %q, want %q", o.client.OrganizationID(), o.fake.OrgID())
+	if o.client.OrganizationID() != o.fake.OrgID() || id.Organization != o.fake.OrgID() {
+		t.Errorf("organization %q (identity %q), want %q", o.client.OrganizationID(), id.Organization, o.fake.OrgID())
 	}
 }
 

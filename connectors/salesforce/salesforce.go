@@ -330,12 +330,14 @@ func (c *Client) Identity(ctx context.Context) (connectors.Identity, error) {
 	if !validID(me.UserID) {
 		return connectors.Identity{}, c.badAnswer("GET "+path, "userinfo names no user")
 	}
-	c.mu.Lock()
+	org := ""
 	if validID(me.OrganizationID) {
-		c.orgID = me.OrganizationID
+		org = me.OrganizationID
+		c.mu.Lock()
+		c.orgID = org
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
-	return connectors.Identity{AccountID: me.UserID, DisplayName: me.Name, TimeZone: me.ZoneInfo}, nil
+	return connectors.Identity{AccountID: me.UserID, DisplayName: me.Name, TimeZone: me.ZoneInfo, Organization: org}, nil
 }
 
 // OrganizationID is the org's Id as the last successful Identity call reported it, ""
