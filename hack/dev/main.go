@@ -1,6 +1,7 @@
 // Command dev runs connector-operator locally with nothing but Go: a real kube-apiserver
 // and etcd (built from source by `make control-plane`), the CRDs, the fake Atlassian site
-// seeded with demo accounts, the samples in config/samples, and the manager. It writes a
+// seeded with demo accounts, the fake Salesforce org seeded with demo records, the samples
+// in config/samples, and the manager. It writes a
 // kubeconfig under bin/dev and prints commands to try. Ctrl-C stops everything.
 //
 //	make dev
@@ -33,6 +34,7 @@ import (
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/connectors/atlassian/atlassiantest"
+	"github.com/unified-connectors/connector-operator/connectors/salesforce/salesforcetest"
 	"github.com/unified-connectors/connector-operator/internal/api"
 	"github.com/unified-connectors/connector-operator/internal/logging"
 	"github.com/unified-connectors/connector-operator/internal/manager"
@@ -51,19 +53,20 @@ func main() {
 	assets := flag.String("assets", "bin/k8s", "Folder with kube-apiserver and etcd.")
 	kubectl := flag.String("kubectl", "bin/k8s/kubectl", "kubectl binary used to apply the samples.")
 	fakeAddr := flag.String("fake-listen", "127.0.0.1:8090", "Address of the fake Atlassian site (the samples point here).")
+	salesforceAddr := flag.String("fake-salesforce-listen", "127.0.0.1:8092", "Address of the fake Salesforce org (config/samples/salesforce.yaml points here).")
 	stateDir := flag.String("state-dir", "bin/dev", "Where the kubeconfig is written.")
 	smoke := flag.Bool("smoke", false, "Exit once the samples reach their expected states (CI), failing after 3 minutes.")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *assets, *kubectl, *fakeAddr, *stateDir, *smoke); err != nil {
+	if err := run(ctx, *assets, *kubectl, *fakeAddr, *salesforceAddr, *stateDir, *smoke); err != nil {
 		fmt.Fprintln(os.Stderr, "dev:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, assets, kubectl, fakeAddr, stateDir string, smoke bool) error {
+func run(ctx context.Context, assets, kubectl, fakeAddr, salesforceAddr, stateDir string, smoke bool) error {
 	logger, err := logging.New(logging.Options{Format: "console"}, os.Stderr)
 	if err != nil {
 		return err
@@ -83,6 +86,18 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, stateDir string, smoke 
 	fakeSrv := &http.Server{Handler: fake.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = fakeSrv.Serve(ln) }()
 	defer func() { _ = fakeSrv.Close() }()
+
+	// The fake Salesforce org, seeded with demo Accounts, Contacts and Cases and the demo
+	// connected apps (config/samples/salesforce.yaml uses the integration app).
+	org := salesforcetest.New()
+	org.SeedDemo()
+	sfLn, err := net.Listen("tcp", salesforceAddr)
+	if err != nil {
+		return fmt.Errorf("fake Salesforce org: %w (is another make dev running?)", err)
+	}
+	sfSrv := &http.Server{Handler: org.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = sfSrv.Serve(sfLn) }()
+	defer func() { _ = sfSrv.Close() }()
 
 	// A demo sink for the samples' sync (config/samples/team-a.yaml points here).
 	sink := sinktest.New()
@@ -146,7 +161,7 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, stateDir string, smoke 
 	if err != nil {
 		return fmt.Errorf("creating the demo API reader: %w", err)
 	}
-	printTour(kubectl, kubeconfig, "http://"+ln.Addr().String(), token)
+	printTour(kubectl, kubeconfig, "http://"+ln.Addr().String(), "http://"+sfLn.Addr().String(), token)
 	if !smoke {
 		return mgr.Start(ctx)
 	}
@@ -155,7 +170,7 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, stateDir string, smoke 
 	defer stopMgr()
 	mgrErr := make(chan error, 1)
 	go func() { mgrErr <- mgr.Start(mgrCtx) }()
-	if err := waitForSamples(ctx, c, sink); err != nil {
+	if err := waitForSamples(ctx, c, sink, demoRecords(org)); err != nil {
 		return err
 	}
 	if err := checkAPI(ctx, token); err != nil {
@@ -171,13 +186,29 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, stateDir string, smoke 
 	return <-mgrErr
 }
 
-// waitForSamples waits until each sample Connection shows the Ready reason it should.
-func waitForSamples(ctx context.Context, c client.Client, sink *sinktest.Sink) error {
-	want := map[client.ObjectKey]string{
-		{Namespace: "team-a", Name: "jira"}: v1alpha1.SucceededReason,
-		{Namespace: "team-a", Name: "wiki"}: v1alpha1.SucceededReason,
-		{Namespace: "team-b", Name: "jira"}: v1alpha1.CredentialsRejectedReason,
+// salesforceTypes are the sObjects team-a/salesforce syncs (config/samples/salesforce.yaml).
+var salesforceTypes = []string{"Account", "Contact", "Case"}
+
+// demoRecords counts the demo org's records of salesforceTypes.
+func demoRecords(org *salesforcetest.Server) int {
+	n := 0
+	for _, typ := range salesforceTypes {
+		n += len(org.IDs(typ))
 	}
+	return n
+}
+
+// waitForSamples waits until each sample Connection shows the Ready reason it should,
+// and the syncing ones delivered everything: team-a/jira the demo site's 2 projects × 60
+// issues, team-a/salesforce the demo org's records (sfRecords), into the one demo sink.
+func waitForSamples(ctx context.Context, c client.Client, sink *sinktest.Sink, sfRecords int) error {
+	want := map[client.ObjectKey]string{
+		{Namespace: "team-a", Name: "jira"}:       v1alpha1.SucceededReason,
+		{Namespace: "team-a", Name: "wiki"}:       v1alpha1.SucceededReason,
+		{Namespace: "team-b", Name: "jira"}:       v1alpha1.CredentialsRejectedReason,
+		{Namespace: "team-a", Name: "salesforce"}: v1alpha1.SucceededReason,
+	}
+	wantItems := 120 + sfRecords
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	for {
@@ -190,18 +221,20 @@ func waitForSamples(ctx context.Context, c client.Client, sink *sinktest.Sink) e
 				}
 			}
 		}
-		var synced bool
-		var conn v1alpha1.Connection
-		if err := c.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: "jira"}, &conn); err == nil {
-			synced = meta.IsStatusConditionTrue(conn.Status.Conditions, v1alpha1.SyncedCondition)
+		synced := true
+		for _, name := range []string{"jira", "salesforce"} {
+			var conn v1alpha1.Connection
+			if err := c.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: name}, &conn); err != nil ||
+				!meta.IsStatusConditionTrue(conn.Status.Conditions, v1alpha1.SyncedCondition) {
+				synced = false
+			}
 		}
-		// The demo site has 2 projects × 60 issues; team-a/jira syncs them all.
-		if maps.Equal(got, want) && synced && sink.Check().Distinct == 120 {
+		if maps.Equal(got, want) && synced && sink.Check().Distinct == wantItems {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("samples did not reach their expected states: want %v, have %v; team-a/jira synced %d items", want, got, sink.Check().Distinct)
+			return fmt.Errorf("samples did not reach their expected states: want %v, have %v; the demo sink has %d of %d items", want, got, sink.Check().Distinct, wantItems)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -288,7 +321,7 @@ func checkAPI(ctx context.Context, token string) error {
 	return nil
 }
 
-func printTour(kubectl, kubeconfig, fakeURL, token string) {
+func printTour(kubectl, kubeconfig, fakeURL, salesforceURL, token string) {
 	k, _ := filepath.Abs(kubectl)
 	fmt.Printf(`
 ================================================================================
@@ -296,7 +329,8 @@ connector-operator is running against a local control plane.
 
   kubeconfig:          %[2]s
   fake Atlassian site: %[3]s (demo accounts: alice@example.com / demo-jira-token)
-  demo sink:           http://127.0.0.1:8091 (team-a/jira syncs every project into it)
+  fake Salesforce org: %[6]s (demo connected app: %[7]s / %[8]s)
+  demo sink:           http://127.0.0.1:8091 (team-a/jira and team-a/salesforce sync into it)
 
 Try, in another terminal:
   export KUBECONFIG=%[2]s
@@ -307,6 +341,7 @@ Try, in another terminal:
   %[1]s annotate conn -n team-a jira --overwrite connectors.unified.dev/requested-at="$(date +%%s)"
   %[1]s get events -A
   curl -u alice@example.com:demo-jira-token %[3]s/rest/api/3/myself
+  %[1]s get conn -n team-a salesforce -o yaml
 
 The HTTP API (http://%[5]s, docs at http://%[5]s/docs), as team-a/demo-reader:
   export TOKEN=%[4]s
@@ -314,8 +349,10 @@ The HTTP API (http://%[5]s, docs at http://%[5]s/docs), as team-a/demo-reader:
   curl -H "Authorization: Bearer $TOKEN" http://%[5]s/api/v1/namespaces/team-a/connections
   curl -H "Authorization: Bearer $TOKEN" 'http://%[5]s/api/v1/search?q=release&limit=5'
   curl -H "Authorization: Bearer $TOKEN" 'http://%[5]s/api/v1/namespaces/team-a/connections/jira/items?container=PRJA&limit=3'
+  curl -H "Authorization: Bearer $TOKEN" 'http://%[5]s/api/v1/namespaces/team-a/connections/salesforce/items?container=Case&limit=3'
 
 Ctrl-C stops everything.
 ================================================================================
-`, k, kubeconfig, fakeURL, token, apiAddr)
+`, k, kubeconfig, fakeURL, token, apiAddr, salesforceURL,
+		salesforcetest.DemoIntegrationClientID, salesforcetest.DemoIntegrationClientSecret)
 }
