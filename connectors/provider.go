@@ -88,6 +88,20 @@ type Capabilities struct {
 	Deletions bool `json:"deletions"`
 }
 
+// Usage is a vendor's request allowance as its last answer reported it.
+type Usage struct {
+	Used, Limit int64
+	// Slowed: the client spaces its calls out to stay inside the allowance.
+	Slowed bool
+}
+
+// UsageReporter is implemented by clients of vendors that meter requests against an
+// allowance (Salesforce's daily API requests, Sforce-Limit-Info); ok is false before the
+// vendor has said.
+type UsageReporter interface {
+	Usage() (u Usage, ok bool)
+}
+
 // Method returns the AuthSpec of m and whether the vendor accepts m.
 func (d Description) Method(m AuthMethod) (AuthSpec, bool) {
 	for _, a := range d.Auth {

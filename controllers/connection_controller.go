@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
+	"github.com/unified-connectors/connector-operator/connectors"
 	"github.com/unified-connectors/connector-operator/internal/oauth"
 	"github.com/unified-connectors/connector-operator/internal/outcome"
 	"github.com/unified-connectors/connector-operator/internal/policy"
@@ -170,6 +171,9 @@ func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	return summarize(ctx, conn, res, err, func() string {
 		msg := fmt.Sprintf("Connected as %s", conn.Status.Identity.DisplayName)
+		if p := conn.Status.Probe; p != nil && p.VendorUsage != "" {
+			msg += "; " + p.VendorUsage
+		}
 		if c := conditionOf(conn, v1alpha1.SyncedCondition); c != nil && c.Message != "" {
 			msg += "; sync: " + c.Message
 		}
@@ -351,9 +355,40 @@ func (r *ConnectionReconciler) probe(ctx context.Context, s *connectionScope) er
 	requested := inputs.requestedAt != "" && inputs.requestedAt != conn.Status.LastHandledReconcileAt
 	changed := requested || conn.Status.Identity == nil || *conn.Status.Identity != *identity ||
 		!meta.IsStatusConditionTrue(conn.Status.Conditions, v1alpha1.CredentialsValidCondition)
+	usage := usageNote(res.Client)
+	if conn.Status.Probe != nil && conn.Status.Probe.VendorUsage != usage {
+		changed = true
+	}
 	conn.Status.Identity = identity
 	conn.Status.Probe = nextProbeStatus(conn.Status.Probe, start.Add(latency), latency, changed)
+	conn.Status.Probe.VendorUsage = usage
 	return nil
+}
+
+// usageSteps are the shares of a metered allowance status reports: coarse, so that the
+// status changes a few times a day at most.
+var usageSteps = []int64{100, 98, 95, 90}
+
+// usageNote is status.probe.vendorUsage for c: empty below 90% of its allowance.
+func usageNote(c connectors.Client) string {
+	ur, ok := c.(connectors.UsageReporter)
+	if !ok {
+		return ""
+	}
+	u, ok := ur.Usage()
+	if !ok || u.Limit <= 0 {
+		return ""
+	}
+	for _, step := range usageSteps {
+		if u.Used*100 >= step*u.Limit {
+			note := fmt.Sprintf("vendor API usage at %d%% or more of its allowance", step)
+			if u.Slowed {
+				note += "; calls are slowed"
+			}
+			return note
+		}
+	}
+	return ""
 }
 
 // probeRecordEvery is how stale status.probe may grow while nothing else changes.

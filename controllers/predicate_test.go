@@ -7,6 +7,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
+	"github.com/unified-connectors/connector-operator/connectors"
 )
 
 // TestConnectorVerdictReachesConnections: a Connector's first verdict wakes its
@@ -32,5 +33,36 @@ func TestConnectorVerdictReachesConnections(t *testing.T) {
 		if got := p.Update(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
 			t.Errorf("%s: passes %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+type meteredClient struct {
+	connectors.Client
+	u connectors.Usage
+}
+
+func (m meteredClient) Usage() (connectors.Usage, bool) { return m.u, true }
+
+// TestUsageNoteIsCoarse: status says nothing below 90% of a metered allowance and then
+// only steps (90, 95, 98, 100%), so usage creeping up writes status a few times a day.
+func TestUsageNoteIsCoarse(t *testing.T) {
+	for _, tc := range []struct {
+		used   int64
+		slowed bool
+		want   string
+	}{
+		{10, false, ""},
+		{899, false, ""},
+		{900, true, "vendor API usage at 90% or more of its allowance; calls are slowed"},
+		{949, true, "vendor API usage at 90% or more of its allowance; calls are slowed"},
+		{1000, false, "vendor API usage at 100% or more of its allowance"},
+	} {
+		got := usageNote(meteredClient{u: connectors.Usage{Used: tc.used, Limit: 1000, Slowed: tc.slowed}})
+		if got != tc.want {
+			t.Errorf("used %d: %q, want %q", tc.used, got, tc.want)
+		}
+	}
+	if got := usageNote(nil); got != "" {
+		t.Errorf("an unmetered client: %q", got)
 	}
 }

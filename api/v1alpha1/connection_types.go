@@ -166,6 +166,12 @@ type ProbeStatus struct {
 	// latencyMillis is the latency of the recorded probe's identity call.
 	// +optional
 	LatencyMillis int64 `json:"latencyMillis,omitempty"`
+	// vendorUsage says, once 90% of a metered vendor's request allowance is spent
+	// (Salesforce's daily API requests), how much in steps of 90, 95, 98 and 100%, and
+	// whether calls are being slowed; empty otherwise. The Ready message repeats it.
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	VendorUsage string `json:"vendorUsage,omitempty"`
 }
 
 // CredentialsStatus describes OAuth2 credentials (never their values).

@@ -116,6 +116,16 @@ func (c *Client) APIUsage() (used, limit int64, at time.Time) {
 	return c.usage.used, c.usage.max, c.usage.at
 }
 
+// Usage reports the API usage for the operator's status (connectors.UsageReporter).
+func (c *Client) Usage() (connectors.Usage, bool) {
+	used, limit, at := c.APIUsage()
+	if at.IsZero() || limit <= 0 {
+		return connectors.Usage{}, false
+	}
+	pause, held := c.Throttle()
+	return connectors.Usage{Used: used, Limit: limit, Slowed: pause > 0 || held > 0}, true
+}
+
 // Throttle is the pause the client keeps between two calls at the current API usage
 // (0 below 90% of the allowance), and, while REQUEST_LIMIT_EXCEEDED holds it, how long
 // until it calls again.

@@ -165,9 +165,19 @@ func sessionRefused(err error) error {
 }
 
 var (
-	_ connectors.Client       = (*renewing)(nil)
-	_ connectors.FilterReader = (*renewing)(nil)
+	_ connectors.Client        = (*renewing)(nil)
+	_ connectors.FilterReader  = (*renewing)(nil)
+	_ connectors.UsageReporter = (*renewing)(nil)
 )
+
+// Usage is the current client's, when it reports one.
+func (r *renewing) Usage() (connectors.Usage, bool) {
+	c, _ := r.client()
+	if u, ok := c.(connectors.UsageReporter); ok {
+		return u.Usage()
+	}
+	return connectors.Usage{}, false
+}
 
 func (r *renewing) Identity(ctx context.Context) (connectors.Identity, error) {
 	return call(ctx, r, func(c connectors.Client) (connectors.Identity, error) { return c.Identity(ctx) })
