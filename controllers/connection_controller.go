@@ -471,20 +471,6 @@ func (r *ConnectionReconciler) SetupWithManager(mgr ctrl.Manager, opts Controlle
 		Complete(r)
 }
 
-// secretChangedPredicate drops the Secret updates that take or release the OAuth2
-// refresh lock (oauth.LockAnnotation): the refresher writes them around every refresh,
-// so a refresh refused with invalid_grant would otherwise wake the Connection it just
-// stalled, which would refresh again, in a loop of token calls. A human's change to a
-// stalled Connection's Secret comes with the lock absent before and after, and passes.
-func secretChangedPredicate() predicate.Predicate {
-	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-		if e.ObjectOld == nil || e.ObjectNew == nil {
-			return true
-		}
-		return e.ObjectOld.GetAnnotations()[oauth.LockAnnotation] == e.ObjectNew.GetAnnotations()[oauth.LockAnnotation]
-	}}
-}
-
 func (r *ConnectionReconciler) connectionsOfConnector(ctx context.Context, obj client.Object) []reconcile.Request {
 	var list v1alpha1.ConnectionList
 	if err := r.List(ctx, &list, client.MatchingFields{indexConnectorRef: obj.GetName()}); err != nil {
