@@ -9,6 +9,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
@@ -36,54 +37,63 @@ func BenchmarkSyncPipeline(b *testing.B) {
 			startManager(b)
 
 			vendorRate := vendorBoundRate(b, s, projects)
-			b.ResetTimer()
-			var total, steady time.Duration
-			var writes float64
-			for range b.N {
-				sink := sinktest.NewServer()
-				before := counter(b, "connector_sync_status_writes_total")
-				var mu sync.Mutex
-				var first, last time.Time
-				sink.OnBatch(func([]sinktest.Event) {
-					mu.Lock()
-					if first.IsZero() {
-						first = time.Now()
-					}
-					last = time.Now()
-					mu.Unlock()
-				})
-				start := time.Now()
-				key := s.connection(s.jira, func(spec *v1alpha1.ConnectionSpec) { spec.Sync.Sink.URL = v1alpha1.URL(sink.URL()) })
-				for {
-					c := meta.FindStatusCondition(get(b, key).Status.Conditions, v1alpha1.SyncedCondition)
-					if c != nil && c.Status == "True" {
-						break
-					}
-					time.Sleep(20 * time.Millisecond)
-				}
-				if n := sink.Check().Distinct; n != projects*perProject {
-					b.Fatalf("delivered %d items, want %d", n, projects*perProject)
-				}
-				mu.Lock()
-				total += last.Sub(start)
-				steady += last.Sub(first)
-				mu.Unlock()
-				writes += counter(b, "connector_sync_status_writes_total") - before
-				sink.Close()
-			}
-			items := float64(projects * perProject * b.N)
-			pipeline := items / total.Seconds()
-			// End to end counts from the Connection's creation (reconcile, probe, container
-			// listing included); steady counts from the first batch to the last.
-			steadyRate := items / steady.Seconds()
-			b.ReportMetric(pipeline, "items/s")
-			b.ReportMetric(steadyRate, "steady_items/s")
-			b.ReportMetric(vendorRate, "vendor_items/s")
-			b.ReportMetric(100*pipeline/vendorRate, "%_of_vendor")
-			b.ReportMetric(100*steadyRate/vendorRate, "steady_%_of_vendor")
-			b.ReportMetric(1000*writes/items, "status_writes/1000items")
+			measurePipeline(b, projects*perProject, vendorRate, func(sinkURL string) client.ObjectKey {
+				return s.connection(s.jira, func(spec *v1alpha1.ConnectionSpec) { spec.Sync.Sink.URL = v1alpha1.URL(sinkURL) })
+			})
 		})
 	}
+}
+
+// measurePipeline times b.N syncs of a new Connection (connect creates it syncing to the
+// given sink) that each deliver want items, and reports the rates next to vendorRate.
+func measurePipeline(b *testing.B, want int, vendorRate float64, connect func(sinkURL string) client.ObjectKey) {
+	b.Helper()
+	b.ResetTimer()
+	var total, steady time.Duration
+	var writes float64
+	for range b.N {
+		sink := sinktest.NewServer()
+		before := counter(b, "connector_sync_status_writes_total")
+		var mu sync.Mutex
+		var first, last time.Time
+		sink.OnBatch(func([]sinktest.Event) {
+			mu.Lock()
+			if first.IsZero() {
+				first = time.Now()
+			}
+			last = time.Now()
+			mu.Unlock()
+		})
+		start := time.Now()
+		key := connect(sink.URL())
+		for {
+			c := meta.FindStatusCondition(get(b, key).Status.Conditions, v1alpha1.SyncedCondition)
+			if c != nil && c.Status == "True" {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := sink.Check().Distinct; n != want {
+			b.Fatalf("delivered %d items, want %d", n, want)
+		}
+		mu.Lock()
+		total += last.Sub(start)
+		steady += last.Sub(first)
+		mu.Unlock()
+		writes += counter(b, "connector_sync_status_writes_total") - before
+		sink.Close()
+	}
+	items := float64(want * b.N)
+	pipeline := items / total.Seconds()
+	// End to end counts from the Connection's creation (reconcile, probe, container
+	// listing included); steady counts from the first batch to the last.
+	steadyRate := items / steady.Seconds()
+	b.ReportMetric(pipeline, "items/s")
+	b.ReportMetric(steadyRate, "steady_items/s")
+	b.ReportMetric(vendorRate, "vendor_items/s")
+	b.ReportMetric(100*pipeline/vendorRate, "%_of_vendor")
+	b.ReportMetric(100*steadyRate/vendorRate, "steady_%_of_vendor")
+	b.ReportMetric(1000*writes/items, "status_writes/1000items")
 }
 
 // vendorBoundRate walks every project's Changes directly, in parallel, with a client as
