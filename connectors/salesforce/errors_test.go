@@ -70,6 +70,26 @@ func TestRequestLimitHolds(t *testing.T) {
 	}
 }
 
+// TestRequestLimitHoldsEveryClientOfTheOrg: the operator builds a new Client for each
+// probe, sync run and API call; a hold seen by one keeps the next from calling the org.
+func TestRequestLimitHoldsEveryClientOfTheOrg(t *testing.T) {
+	o := newOrg(t)
+	o.fake.SetAPILimit(1000)
+	o.fake.SetAPIUsage(1000)
+	_, err := o.client.Containers(t.Context(), "", 10)
+	wantKind(t, err, connectors.KindRateLimited)
+	sent := len(o.fake.Requests())
+	next := o.newClient(nil)
+	_, err = next.Identity(t.Context())
+	wantKind(t, err, connectors.KindRateLimited)
+	if n := len(o.fake.Requests()); n != sent {
+		t.Errorf("a new Client made %d calls to the org inside the hold", n-sent)
+	}
+	if _, held := next.Throttle(); held <= 0 {
+		t.Error("the new Client's Throttle reports no hold")
+	}
+}
+
 // TestTransientErrors: 503 SERVER_UNAVAILABLE and UNABLE_TO_LOCK_ROW are KindUnavailable.
 func TestTransientErrors(t *testing.T) {
 	o := newOrg(t)

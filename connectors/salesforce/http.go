@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
@@ -132,10 +134,53 @@ func (c *Client) Usage() (connectors.Usage, bool) {
 func (c *Client) Throttle() (pause, held time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if d := c.hold.Sub(c.now()); d > 0 {
+	if d := c.heldUntil().Sub(c.now()); d > 0 {
 		held = d
 	}
 	return pauseFor(c.usage), held
+}
+
+// orgHolds keeps each org's REQUEST_LIMIT_EXCEEDED hold beyond the Client that saw it:
+// the operator builds a Client for every probe, sync run and API call of a Connection,
+// and the daily allowance is the org's, shared by every Connection to it. A hold kept
+// in one Client only would let the next probe or run call the org again at once. Keyed
+// by the instance URL; an entry goes once its hold has passed, so the map stays as small
+// as the number of orgs held right now.
+var orgHolds = struct {
+	sync.Mutex
+	until map[string]time.Time
+}{until: map[string]time.Time{}}
+
+// orgKey names the org in orgHolds: its instance URL (a Client built without one, in
+// this package's tests, holds alone).
+func (c *Client) orgKey() string {
+	if c.instance == nil {
+		return fmt.Sprintf("%p", c)
+	}
+	return c.instance.String()
+}
+
+// heldUntil is when the org's limit hold ends (zero when none).
+func (c *Client) heldUntil() time.Time {
+	key := c.orgKey()
+	orgHolds.Lock()
+	defer orgHolds.Unlock()
+	until := orgHolds.until[key]
+	if !until.IsZero() && !until.After(c.now()) {
+		delete(orgHolds.until, key)
+		return time.Time{}
+	}
+	return until
+}
+
+// holdOrg holds every Client of the org until t (never shortening a hold).
+func (c *Client) holdOrg(t time.Time) {
+	key := c.orgKey()
+	orgHolds.Lock()
+	defer orgHolds.Unlock()
+	if t.After(orgHolds.until[key]) {
+		orgHolds.until[key] = t
+	}
 }
 
 // pauseFor is the spacing between calls at u.
@@ -159,7 +204,7 @@ func pauseFor(u usage) time.Duration {
 func (c *Client) admit(ctx context.Context, op string) error {
 	c.mu.Lock()
 	now := c.now()
-	if left := c.hold.Sub(now); left > 0 {
+	if left := c.heldUntil().Sub(now); left > 0 {
 		c.mu.Unlock()
 		return &connectors.Error{Kind: connectors.KindRateLimited, Vendor: Type, Op: op, RetryAfter: left.Round(time.Second),
 			Reason: "the org's daily API request limit is spent (REQUEST_LIMIT_EXCEEDED); holding calls"}
@@ -298,11 +343,7 @@ func (c *Client) errorFor(op string, r call, resp *http.Response) error {
 	case status == http.StatusForbidden && code == codeRequestLimit:
 		e.Kind, e.Reason = connectors.KindRateLimited, "the org's daily API request limit is spent"
 		e.RetryAfter = max(e.RetryAfter, LimitHold)
-		c.mu.Lock()
-		if until := now.Add(e.RetryAfter); until.After(c.hold) {
-			c.hold = until
-		}
-		c.mu.Unlock()
+		c.holdOrg(now.Add(e.RetryAfter))
 	case status == http.StatusForbidden && r.identity && (code == codeBadOAuthToken || code == codeInvalidSession):
 		e.Kind, e.Reason = connectors.KindSessionExpired, "session expired or invalid"
 	case status == http.StatusForbidden && r.identity:

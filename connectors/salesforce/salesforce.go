@@ -253,7 +253,6 @@ type Client struct {
 	mu       sync.Mutex
 	usage    usage
 	nextCall time.Time // the earliest start of the next call when throttled
-	hold     time.Time // REQUEST_LIMIT_EXCEEDED: no call before it
 	orgID    string
 
 	schema  schemaCache
