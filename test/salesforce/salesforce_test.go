@@ -139,7 +139,11 @@ func TestOAuthAuthorizeCallback(t *testing.T) {
 	var started struct {
 		AuthorizeURL string `json:"authorizeURL"`
 	}
-	s.call(t, http.MethodGet, "/oauth/v1/namespaces/"+tenant+"/connections/oauth/authorize", nil, http.StatusFound, &started)
+	// The API admits from the manager's cache, which sees the Connector's verdict a
+	// moment after the API server does (409 CONFLICT ConnectorNotReady meanwhile).
+	authorize := "/oauth/v1/namespaces/" + tenant + "/connections/oauth/authorize"
+	g.Eventually(func() int { return s.status(t, http.MethodGet, authorize) }, timeout, poll).Should(Equal(http.StatusFound))
+	s.call(t, http.MethodGet, authorize, nil, http.StatusFound, &started)
 	u, err := url.Parse(started.AuthorizeURL)
 	must(t, err)
 	g.Expect(u.Scheme + "://" + u.Host + u.Path).To(Equal(o.URL() + "/services/oauth2/authorize"))

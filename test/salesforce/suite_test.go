@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -128,6 +129,19 @@ func findLeaks() []string {
 		"API answers": answers.String()}, secrets.All())
 }
 
+// TestLeakCheckFindsCredentials makes sure the leak check would see a credential of
+// this suite's kinds, whole or in part.
+func TestLeakCheckFindsCredentials(t *testing.T) {
+	access := "00DHs0000000001!AQfake" + strings.Repeat("x", 40)
+	_, secret, _ := strings.Cut(access, "!")
+	if got := leakcheck.Find(map[string]string{"logs": `"token":"` + secret[3:20] + `"`}, []string{secret}); len(got) != 1 {
+		t.Errorf("part of an access token was not found: %v", got)
+	}
+	if got := leakcheck.Find(map[string]string{"status": `"organization":"00DHs0000000001MAA"`}, []string{secret}); len(got) != 0 {
+		t.Errorf("the org Id (no secret) was reported: %v", got)
+	}
+}
+
 // testEnv starts the suite on first use.
 func testEnv(tb testing.TB) *suite {
 	tb.Helper()
@@ -222,17 +236,44 @@ func caller(s *suite) (string, error) {
 }
 
 // org is one fake org with a connected app of its own: client credentials run as an
-// integration user; the web server flow consents as the org's default user.
+// integration user; the web server flow consents as the org's default user. Every
+// token the org's token endpoint answers is remembered for the leak check, client
+// credentials sessions (which the operator keeps in memory only) included.
 type org struct {
 	*salesforcetest.Server
+	srv                    *httptest.Server
 	clientID, clientSecret string
 	integration            salesforcetest.User
 }
 
+// URL is the org's My Domain root.
+func (o *org) URL() string { return o.srv.URL }
+
 func newOrg(t *testing.T) *org {
 	t.Helper()
-	o := &org{Server: salesforcetest.NewServer()}
-	t.Cleanup(o.Close)
+	o := &org{Server: salesforcetest.New()}
+	fake := o.Handler()
+	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/services/oauth2/token" {
+			fake.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		fake.ServeHTTP(rec, r)
+		var answer struct {
+			AccessToken  string `json:"access_token"`
+			RefreshToken string `json:"refresh_token"`
+		}
+		if json.Unmarshal(rec.Body.Bytes(), &answer) == nil {
+			remember(answer.AccessToken, answer.RefreshToken)
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	t.Cleanup(func() { o.srv.Close(); o.Close() })
 	o.integration = o.AddUser(salesforcetest.User{Username: "int@" + t.Name() + ".example", Name: "Ivy Integration", TimeZone: "Europe/Paris"})
 	o.clientID = "3MVG9" + strings.ReplaceAll(t.Name(), "/", "_")
 	o.clientSecret = secrets.Token("sf-client-secret")
@@ -362,6 +403,21 @@ func (s *suite) call(t *testing.T, method, path string, body any, want int, out 
 	if err := json.Unmarshal(raw, out); err != nil {
 		t.Fatalf("%s %s: decoding %s: %v", method, path, b, err)
 	}
+}
+
+// status sends one API request without a body and returns the answer's status code.
+func (s *suite) status(t *testing.T, method, path string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, s.apiURL+path, nil)
+	must(t, err)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := noRedirects.Do(req)
+	must(t, err)
+	b, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	must(t, err)
+	record(resp, b)
+	return resp.StatusCode
 }
 
 // noRedirects lets a test see the API's and the vendor's redirects.
