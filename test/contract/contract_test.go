@@ -19,15 +19,12 @@ import (
 
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
-	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -200,27 +197,16 @@ func allowType(t *testing.T, g *WithT, k8s client.Client, typ string) {
 // the data of the tenant's Connections.
 func reader(t *testing.T, env *testenv.Environment) string {
 	t.Helper()
-	ctx := context.Background()
-	k8s := env.Client
 	group := v1alpha1.GroupVersion.Group
-	must(t, k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: usersNS, Name: "reader"}}))
-	subjects := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "reader", Namespace: usersNS}}
-	must(t, k8s.Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "acme-connectors"},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{group}, Resources: []string{"connectors"}, Verbs: []string{"list"}}}}))
-	must(t, k8s.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "acme-connectors"},
-		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "acme-connectors"}, Subjects: subjects}))
-	must(t, k8s.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "reader"}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{group}, Resources: []string{"connections"}, Verbs: []string{"get", "list"}},
-		{APIGroups: []string{group}, Resources: []string{"connections/data"}, Verbs: []string{"get", "create"}},
-	}}))
-	must(t, k8s.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "reader"},
-		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "reader"}, Subjects: subjects}))
-	clients, err := kubernetes.NewForConfig(env.Config)
+	token, err := env.Caller(context.Background(), usersNS, "reader", map[string][]rbacv1.PolicyRule{
+		"": {{APIGroups: []string{group}, Resources: []string{"connectors"}, Verbs: []string{"list"}}},
+		tenant: {
+			{APIGroups: []string{group}, Resources: []string{"connections"}, Verbs: []string{"get", "list"}},
+			{APIGroups: []string{group}, Resources: []string{"connections/data"}, Verbs: []string{"get", "create"}},
+		},
+	})
 	must(t, err)
-	tr, err := clients.CoreV1().ServiceAccounts(usersNS).CreateToken(ctx, "reader",
-		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
-	must(t, err)
-	return tr.Status.Token
+	return token
 }
 
 // call sends one API request and decodes the envelope's data (or, for an error, the

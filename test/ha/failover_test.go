@@ -29,14 +29,11 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	authnv1 "k8s.io/api/authentication/v1"
-	authzv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
@@ -335,13 +332,21 @@ func (r *replica) kill(t *testing.T) {
 
 func (r *replica) logs() string { return r.out.String() }
 
+// healthy: the replica's health endpoint answers, and so does its HTTP API, which
+// starts only once the manager's caches have synced (later than /healthz on a busy
+// machine: polling before that counted refused connections as failed requests).
 func (r *replica) healthy() bool {
-	resp, err := http.Get(r.healthz + "/healthz")
-	if err != nil {
-		return false
+	for _, u := range []string{r.healthz + "/healthz", r.api + "/openapi.json"} {
+		resp, err := http.Get(u)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false
+		}
 	}
-	_ = resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return true
 }
 
 // leads reads the replica's leader gauge from its metrics endpoint.
@@ -492,39 +497,14 @@ func apiGet(base, token, path string) apiAnswer {
 
 // reader is the token of a ServiceAccount that may get, list and read the data of the
 // tenant's Connections.
-func reader(t *testing.T, g Gomega, env *testenv.Environment) string {
+func reader(t *testing.T, _ Gomega, env *testenv.Environment) string {
 	t.Helper()
-	ctx := context.Background()
-	k8s := env.Client
-	must(t, k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: usersNS, Name: "reader"}}))
-	rules := []rbacv1.PolicyRule{
+	token, err := env.Caller(context.Background(), usersNS, "reader", map[string][]rbacv1.PolicyRule{tenant: {
 		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"connections"}, Verbs: []string{"get", "list"}},
 		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"connections/data"}, Verbs: []string{"get"}},
-	}
-	must(t, k8s.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "reader"}, Rules: rules}))
-	must(t, k8s.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "reader"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "reader"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "reader", Namespace: usersNS}},
-	}))
-	user := "system:serviceaccount:" + usersNS + ":reader"
-	for _, attrs := range []authzv1.ResourceAttributes{
-		{Namespace: tenant, Verb: "get", Group: v1alpha1.GroupVersion.Group, Resource: "connections"},
-		{Namespace: tenant, Verb: "get", Group: v1alpha1.GroupVersion.Group, Resource: "connections", Subresource: "data"},
-	} {
-		// The authorizer learns of RBAC objects through informers: wait for it.
-		g.Eventually(func() bool {
-			sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{User: user, ResourceAttributes: &attrs}}
-			must(t, k8s.Create(ctx, sar))
-			return sar.Status.Allowed
-		}, time.Minute, 20*time.Millisecond).Should(BeTrue())
-	}
-	clients, err := kubernetes.NewForConfig(env.Config)
+	}})
 	must(t, err)
-	tr, err := clients.CoreV1().ServiceAccounts(usersNS).CreateToken(ctx, "reader",
-		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
-	must(t, err)
-	return tr.Status.Token
+	return token
 }
 
 func freeAddr(t *testing.T) string {

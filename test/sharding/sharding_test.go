@@ -21,14 +21,11 @@ import (
 
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
-	authnv1 "k8s.io/api/authentication/v1"
-	authzv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -334,39 +331,14 @@ func statusWriters(c *v1alpha1.Connection) []string {
 
 // reader is the token of a ServiceAccount that may list, get and read the data of the
 // tenant's Connections.
-func reader(t *testing.T, g Gomega, env *testenv.Environment) string {
+func reader(t *testing.T, _ Gomega, env *testenv.Environment) string {
 	t.Helper()
-	ctx := context.Background()
-	k8s := env.Client
-	must(t, k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: usersNS, Name: "reader"}}))
-	rules := []rbacv1.PolicyRule{
+	token, err := env.Caller(context.Background(), usersNS, "reader", map[string][]rbacv1.PolicyRule{tenant: {
 		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"connections"}, Verbs: []string{"get", "list"}},
 		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"connections/data"}, Verbs: []string{"get"}},
-	}
-	must(t, k8s.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "reader"}, Rules: rules}))
-	must(t, k8s.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "reader"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "reader"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "reader", Namespace: usersNS}},
-	}))
-	user := "system:serviceaccount:" + usersNS + ":reader"
-	for _, attrs := range []authzv1.ResourceAttributes{
-		{Namespace: tenant, Verb: "list", Group: v1alpha1.GroupVersion.Group, Resource: "connections"},
-		{Namespace: tenant, Verb: "get", Group: v1alpha1.GroupVersion.Group, Resource: "connections", Subresource: "data"},
-	} {
-		// The authorizer learns of RBAC objects through informers: wait for it.
-		g.Eventually(func() bool {
-			sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{User: user, ResourceAttributes: &attrs}}
-			must(t, k8s.Create(ctx, sar))
-			return sar.Status.Allowed
-		}, timeout, 20*time.Millisecond).Should(BeTrue())
-	}
-	clients, err := kubernetes.NewForConfig(env.Config)
+	}})
 	must(t, err)
-	tr, err := clients.CoreV1().ServiceAccounts(usersNS).CreateToken(ctx, "reader",
-		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
-	must(t, err)
-	return tr.Status.Token
+	return token
 }
 
 // getAPI GETs path from a shard's API and returns the data of an ok envelope.
