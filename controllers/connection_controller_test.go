@@ -119,7 +119,7 @@ var _ = Describe("Connection", func() {
 
 		Eventually(conditionOf(ctx, key, v1alpha1.ReadyCondition), timeout).Should(haveStatusReason(metav1.ConditionTrue, v1alpha1.SucceededReason))
 		conn := getConn(ctx, key)
-		Expect(conn.Status.Identity).To(Equal(&v1alpha1.IdentityStatus{AccountID: s.account.ID, DisplayName: s.account.DisplayName}))
+		Expect(conn.Status.Identity).To(Equal(&v1alpha1.IdentityStatus{AccountID: s.account.ID, DisplayName: s.account.DisplayName, TimeZone: s.account.TimeZone}))
 		Expect(conn.Status.Type).To(Equal(v1alpha1.ConnectorTypeJira))
 		Expect(conn.Status.Probe).NotTo(BeNil())
 		Expect(conn.Status.Probe.LastTime).NotTo(BeNil())
