@@ -309,8 +309,13 @@ func (r *ConnectionReconciler) probe(ctx context.Context, s *connectionScope) er
 		if conn.Status.Credentials == nil {
 			conn.Status.Credentials = &v1alpha1.CredentialsStatus{}
 		}
-		expires := metav1.NewTime(tok.Expiry.Truncate(time.Second))
-		conn.Status.Credentials.ExpiresAt = &expires
+		// A vendor whose tokens carry no expiry has none to show (and a zero time would
+		// never compare equal to what status reads back: a write every reconcile).
+		conn.Status.Credentials.ExpiresAt = nil
+		if !tok.Expiry.IsZero() {
+			expires := metav1.NewTime(tok.Expiry.Truncate(time.Second))
+			conn.Status.Credentials.ExpiresAt = &expires
+		}
 		if tok.Refreshed {
 			now := metav1.NewTime(time.Now().Truncate(time.Second))
 			conn.Status.Credentials.LastRefreshTime = &now

@@ -11,12 +11,18 @@ import (
 // refresh lock (oauth.LockAnnotation): the refresher writes them around every refresh,
 // so a refresh refused with invalid_grant would otherwise wake the Connection it just
 // stalled, which would refresh again, in a loop of token calls. A human's change to a
-// stalled Connection's Secret comes with the lock absent before and after, and passes.
+// stalled Connection's Secret comes with the lock absent before and after, and passes; a
+// new authorization (the callback's oauth.AuthorizedAnnotation) always passes, even when
+// it also clears a lock.
 func secretChangedPredicate() predicate.Predicate {
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		if e.ObjectOld == nil || e.ObjectNew == nil {
 			return true
 		}
-		return e.ObjectOld.GetAnnotations()[oauth.LockAnnotation] == e.ObjectNew.GetAnnotations()[oauth.LockAnnotation]
+		oldA, newA := e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations()
+		if oldA[oauth.AuthorizedAnnotation] != newA[oauth.AuthorizedAnnotation] {
+			return true
+		}
+		return oldA[oauth.LockAnnotation] == newA[oauth.LockAnnotation]
 	}}
 }

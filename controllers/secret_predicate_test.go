@@ -26,6 +26,7 @@ func TestSecretChangedPredicate(t *testing.T) {
 		{"lock released", meta("2", lock), meta("3", nil), false},
 		{"data or other change", meta("3", nil), meta("4", map[string]string{"team": "a"}), true},
 		{"change while locked", meta("2", lock), meta("3", lock), true},
+		{"new authorization clearing a lock", meta("2", lock), meta("3", map[string]string{oauth.AuthorizedAnnotation: "2026-12-02T06:00:00Z"}), true},
 	} {
 		if got := p.Update(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)

@@ -166,8 +166,8 @@ func TestInstanceURLCheck(t *testing.T) {
 		o.fake.URL():                                  true,
 		"https://acme.my.salesforce.com":              true,
 		"https://acme--dev.sandbox.my.salesforce.com": true,
-		"https://na139.salesforce.com":                true,
-		"https://acme.lightning.force.com":            true,
+		"https://na139.salesforce.com":                false, // not a My Domain host
+		"https://acme.lightning.force.com":            false, // Sites can live under force.com
 		"https://evil.example.com":                    false,
 		"https://salesforce.com.evil.example":         false,
 		"https://salesforce.com":                      false,
@@ -228,5 +228,25 @@ func TestCreateIsNeverRetried(t *testing.T) {
 	}
 	if posts != 1 {
 		t.Fatalf("%d POSTs after a 503, want exactly 1", posts)
+	}
+}
+
+// TestUsageOutlivesItsClient: the usage one Client read is what the next Client of the
+// org reports and paces by (the operator builds one per probe, run and API call); before,
+// every new Client reported nothing and started at full speed.
+func TestUsageOutlivesItsClient(t *testing.T) {
+	o := newOrg(t)
+	o.fake.SetAPILimit(1000)
+	o.fake.SetAPIUsage(950)
+	if _, err := o.client.Containers(t.Context(), "", 10); err != nil {
+		t.Fatal(err)
+	}
+	next := o.newClient(nil)
+	u, ok := next.Usage()
+	if !ok || u.Limit != 1000 || u.Used < 950 || !u.Slowed {
+		t.Fatalf("a new Client of the org reports %+v (ok %v), want the usage read before and slowed", u, ok)
+	}
+	if pause, _ := next.Throttle(); pause <= 0 {
+		t.Error("the new Client does not pace its calls")
 	}
 }

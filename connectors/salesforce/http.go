@@ -113,9 +113,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // in the last 24 hours, the daily allowance, and when it was read (zero before any
 // answer carried one).
 func (c *Client) APIUsage() (used, limit int64, at time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.usage.used, c.usage.max, c.usage.at
+	u := c.currentUsage()
+	return u.used, u.max, u.at
 }
 
 // Usage reports the API usage for the operator's status (connectors.UsageReporter).
@@ -132,12 +131,10 @@ func (c *Client) Usage() (connectors.Usage, bool) {
 // (0 below 90% of the allowance), and, while REQUEST_LIMIT_EXCEEDED holds it, how long
 // until it calls again.
 func (c *Client) Throttle() (pause, held time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if d := c.heldUntil().Sub(c.now()); d > 0 {
 		held = d
 	}
-	return pauseFor(c.usage), held
+	return pauseFor(c.currentUsage()), held
 }
 
 // orgHolds keeps each org's REQUEST_LIMIT_EXCEEDED hold beyond the Client that saw it:
@@ -183,6 +180,33 @@ func (c *Client) holdOrg(t time.Time) {
 	}
 }
 
+// orgUsage keeps each org's last API usage beyond the Client that read it, for the same
+// reason as orgHolds: a new Client (every probe, run and API call) would otherwise start
+// at full speed, and status would never see the usage. Keyed like orgHolds; one entry
+// per org the process has talked to.
+var orgUsage = struct {
+	sync.Mutex
+	last map[string]usage
+}{last: map[string]usage{}}
+
+// orgUsageFresh is how long an org's usage figure stands without a newer answer.
+const orgUsageFresh = time.Hour
+
+// currentUsage is the newest usage figure of this Client or its org. The caller must not
+// hold c.mu.
+func (c *Client) currentUsage() usage {
+	c.mu.Lock()
+	own := c.usage
+	c.mu.Unlock()
+	orgUsage.Lock()
+	org := orgUsage.last[c.orgKey()]
+	orgUsage.Unlock()
+	if org.at.After(own.at) && c.now().Sub(org.at) < orgUsageFresh {
+		return org
+	}
+	return own
+}
+
 // pauseFor is the spacing between calls at u.
 func pauseFor(u usage) time.Duration {
 	if u.max <= 0 {
@@ -202,6 +226,7 @@ func pauseFor(u usage) time.Duration {
 // admit waits for the call's turn: it refuses while the limit hold lasts, and spaces
 // calls out near the allowance.
 func (c *Client) admit(ctx context.Context, op string) error {
+	u := c.currentUsage()
 	c.mu.Lock()
 	now := c.now()
 	if left := c.heldUntil().Sub(now); left > 0 {
@@ -209,7 +234,7 @@ func (c *Client) admit(ctx context.Context, op string) error {
 		return &connectors.Error{Kind: connectors.KindRateLimited, Vendor: Type, Op: op, RetryAfter: left.Round(time.Second),
 			Reason: "the org's daily API request limit is spent (REQUEST_LIMIT_EXCEEDED); holding calls"}
 	}
-	pause := pauseFor(c.usage)
+	pause := pauseFor(u)
 	start := now
 	if pause > 0 && c.nextCall.After(now) {
 		start = c.nextCall
@@ -249,9 +274,13 @@ func (c *Client) noteLimits(h http.Header) {
 		if !ok || err1 != nil || err2 != nil || used < 0 || limit <= 0 {
 			return
 		}
+		u := usage{used: used, max: limit, at: c.now()}
 		c.mu.Lock()
-		c.usage = usage{used: used, max: limit, at: c.now()}
+		c.usage = u
 		c.mu.Unlock()
+		orgUsage.Lock()
+		orgUsage.last[c.orgKey()] = u
+		orgUsage.Unlock()
 		return
 	}
 }

@@ -58,11 +58,13 @@ const (
 )
 
 // AllowedInstanceDomains are the host suffixes an instance_url may have besides the
-// Connector's own baseURL host: Salesforce's My Domain, instance and Lightning hosts.
+// Connector's own baseURL host: Salesforce's My Domain hosts (sandboxes included), which
+// every org has had since enhanced domains became mandatory. Not the wider
+// .salesforce.com and .force.com, where another tenant's Salesforce Site can answer.
 // Anything else (a token answer naming another host) is refused with KindEgressDenied,
 // so that a compromised or misconfigured token endpoint cannot send the Bearer token
 // elsewhere.
-var AllowedInstanceDomains = []string{".my.salesforce.com", ".salesforce.com", ".force.com"}
+var AllowedInstanceDomains = []string{".my.salesforce.com"}
 
 func init() { connectors.Register(Provider{}) }
 

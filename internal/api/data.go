@@ -83,7 +83,7 @@ func (s *Server) vendorClient(ctx context.Context, conn *v1alpha1.Connection, co
 		return &vendorClient{Client: res.Client}, nil
 	}
 	ttl := clientTTL
-	if res.OAuth != nil {
+	if res.OAuth != nil && !res.OAuth.Expiry.IsZero() {
 		// Never past the point where the access token needs refreshing.
 		ttl = min(ttl, time.Until(res.OAuth.Expiry)-oauth.RefreshBefore)
 	}

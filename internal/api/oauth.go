@@ -30,7 +30,9 @@ import (
 const (
 	callbackPath    = "/oauth/v1/callback"
 	exchangeTimeout = 10 * time.Second
-	maxCodeLen      = 4096
+	// storeTokensTimeout is what writing the tokens gets after the exchange.
+	storeTokensTimeout = 10 * time.Second
+	maxCodeLen         = 4096
 )
 
 // authorizeView is the body of the authorize redirect, for clients that do not follow it.
@@ -227,11 +229,16 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request, rq *request) e
 	if err != nil {
 		return err
 	}
-	tok, err := exchange(r.Context(), oc, p, code)
+	// The code is single use and the tokens it buys exist nowhere else until stored: a
+	// browser that goes away must not strand them, so exchange and store run detached,
+	// with their own deadline.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), exchangeTimeout+storeTokensTimeout)
+	defer cancel()
+	tok, err := exchange(sctx, oc, p, code)
 	if err != nil {
 		return err
 	}
-	if err := s.storeTokens(r.Context(), conn, tok, oc.Fields); err != nil {
+	if err := s.storeTokens(sctx, conn, tok, oc.Fields); err != nil {
 		return err
 	}
 	s.log.Info("OAuth2 authorization stored", "requestId", rq.id, "namespace", conn.Namespace, "connection", conn.Name,
@@ -311,6 +318,7 @@ func exchange(ctx context.Context, oc oauth.Client, p statePayload, code string)
 func (s *Server) storeTokens(ctx context.Context, conn *v1alpha1.Connection, tok *oauth2.Token, fields []string) error {
 	data := oauth.SecretData(tok, fields)
 	key := client.ObjectKey{Namespace: conn.Namespace, Name: conn.Spec.Auth.SecretRef.Name}
+	authorized := time.Now().UTC().Format(time.RFC3339Nano)
 	backoff := wait.Backoff{Steps: 8, Duration: 20 * time.Millisecond, Factor: 1.5, Jitter: 0.5}
 	return retry.RetryOnConflict(backoff, func() error {
 		var sec corev1.Secret
@@ -320,6 +328,7 @@ func (s *Server) storeTokens(ctx context.Context, conn *v1alpha1.Connection, tok
 			sec = corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{
 					Namespace: key.Namespace, Name: key.Name, Labels: managedLabels(),
+					Annotations: map[string]string{oauth.AuthorizedAnnotation: authorized},
 					OwnerReferences: []metav1.OwnerReference{{
 						APIVersion: v1alpha1.GroupVersion.String(), Kind: "Connection",
 						Name: conn.Name, UID: conn.UID, Controller: &owner,
@@ -346,8 +355,14 @@ func (s *Server) storeTokens(ctx context.Context, conn *v1alpha1.Connection, tok
 		for k, v := range data {
 			sec.Data[k] = v
 		}
-		// A refresh lock of the old tokens means nothing for the new ones.
+		// A refresh lock of the old tokens means nothing for the new ones. The new
+		// authorization is marked so that the Secret watch wakes the Connection even when
+		// the lock goes with it (the watch ignores the lock's own writes).
 		delete(sec.Annotations, oauth.LockAnnotation)
+		if sec.Annotations == nil {
+			sec.Annotations = map[string]string{}
+		}
+		sec.Annotations[oauth.AuthorizedAnnotation] = authorized
 		return s.deps.Client.Update(quiet(ctx), &sec)
 	})
 }

@@ -51,6 +51,11 @@ const (
 // expiry>". A lock past its expiry is stale (its holder died) and may be taken over.
 const LockAnnotation = "connectors.unified.dev/refresh-lock"
 
+// AuthorizedAnnotation is set by the OAuth2 callback to the time it stored new tokens, so
+// that the Secret watch (which ignores the lock's own writes) always sees a new
+// authorization.
+const AuthorizedAnnotation = "connectors.unified.dev/authorized-at"
+
 // Defaults.
 const (
 	// RefreshBefore is how long before expiry a token is refreshed.
@@ -70,6 +75,10 @@ const (
 	lockTTL  = refreshTimeout + storeTimeout + 5*time.Second
 	pollLock = 200 * time.Millisecond
 )
+
+// errReauthorized: the Secret was given another refresh token (a new authorization)
+// while a refresh ran; the new tokens stand.
+var errReauthorized = errors.New("the Secret was given another refresh token meanwhile")
 
 // ErrRefreshRejected means the authorization server refused the refresh token
 // (invalid_grant): only a new authorization can fix it.
@@ -270,7 +279,15 @@ func (r *Refresher) refresh(ctx context.Context, s *corev1.Secret, oc Client) (T
 		nt.RefreshToken = refreshToken // servers that do not rotate keep the old one valid
 	}
 	data := SecretData(nt, oc.Fields)
-	if err := r.store(ctx, s, refreshToken, data); err != nil {
+	if err := r.store(ctx, s, refreshToken, data); errors.Is(err, errReauthorized) {
+		// A new authorization replaced the tokens while this refresh ran: they are the
+		// ones to use, and the Connection is not stalled.
+		cur, rerr := r.read(ctx, client.ObjectKeyFromObject(s))
+		if rerr != nil {
+			return Token{}, rerr
+		}
+		return tokenOf(cur, oc.Fields)
+	} else if err != nil {
 		// The new refresh token is lost and the old one is spent: say so plainly.
 		return Token{}, fmt.Errorf("storing the rotated tokens in Secret %s/%s failed (%v); the Connection must be authorised again", s.Namespace, s.Name, err)
 	}
@@ -308,7 +325,7 @@ func (r *Refresher) store(ctx context.Context, s *corev1.Secret, spent string, d
 				return errors.Join(err, rerr)
 			}
 			if strings.TrimSpace(string(cur.Data[KeyRefreshToken])) != spent {
-				return fmt.Errorf("the Secret was given another refresh token meanwhile: %w", err)
+				return fmt.Errorf("%w: %w", errReauthorized, err)
 			}
 			if cur.Data == nil {
 				cur.Data = map[string][]byte{}

@@ -52,7 +52,9 @@ func (f *Factory) clientToken(ctx context.Context, key, version string, oc oauth
 		(c.tok.Expiry.IsZero() || time.Until(c.tok.Expiry) > oauth.RefreshBefore) {
 		return c.tok, nil
 	}
-	ch := cache.flight.DoChan(key, func() (any, error) {
+	// One grant in flight per Connection and Secret version: a caller of an edited
+	// Secret never joins a grant made with the old client.
+	ch := cache.flight.DoChan(key+"@"+version, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clientCredentialsTimeout)
 		defer cancel()
 		tok, err := oauth.ClientCredentials(fctx, oc)
@@ -102,11 +104,22 @@ func grantProblem(err error) error {
 // renewing is a vendor client whose calls, refused with KindSessionExpired, are retried
 // once on a client built with a renewed token.
 type renewing struct {
-	mu    sync.Mutex
-	cur   connectors.Client
-	token string
-	renew func(ctx context.Context, spent string) (connectors.Client, string, error)
+	mu       sync.Mutex
+	cur      connectors.Client
+	token    string
+	inflight *renewal // the renewal under way, nil when none
+	renew    func(ctx context.Context, spent string) (connectors.Client, string, error)
 }
+
+// renewal is one renewal every call that found the session ended waits for.
+type renewal struct {
+	done chan struct{}
+	c    connectors.Client
+	err  error
+}
+
+// renewTimeout bounds one renewal, which runs detached from the calls waiting for it.
+const renewTimeout = 30 * time.Second
 
 func (r *renewing) client() (connectors.Client, string) {
 	r.mu.Lock()
@@ -115,19 +128,40 @@ func (r *renewing) client() (connectors.Client, string) {
 }
 
 // again renews the session the token spent was refused for (once, however many calls
-// found it so) and returns the client to retry on.
+// found it so) and returns the client to retry on. Each caller waits only as long as
+// its own context allows; the renewal goes on without it.
 func (r *renewing) again(ctx context.Context, spent string) (connectors.Client, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.token != spent {
-		return r.cur, nil // another call renewed it meanwhile
+		c := r.cur
+		r.mu.Unlock()
+		return c, nil // another call renewed it meanwhile
 	}
-	c, tok, err := r.renew(ctx, spent)
-	if err != nil {
-		return nil, err
+	rn := r.inflight
+	if rn == nil {
+		rn = &renewal{done: make(chan struct{})}
+		r.inflight = rn
+		go func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renewTimeout)
+			defer cancel()
+			c, tok, err := r.renew(rctx, spent)
+			r.mu.Lock()
+			if err == nil {
+				r.cur, r.token = c, tok
+			}
+			r.inflight = nil
+			rn.c, rn.err = c, err
+			r.mu.Unlock()
+			close(rn.done)
+		}()
 	}
-	r.cur, r.token = c, tok
-	return c, nil
+	r.mu.Unlock()
+	select {
+	case <-rn.done:
+		return rn.c, rn.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // call runs f on the current client and, when the vendor ended the session, once more on

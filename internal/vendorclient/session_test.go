@@ -2,9 +2,11 @@ package vendorclient
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/unified-connectors/connector-operator/connectors"
 )
@@ -61,5 +63,27 @@ func TestEndedSessionRenewedOnceAndRetriedOnce(t *testing.T) {
 	}
 	if n := renewals.Load(); n != 1 {
 		t.Fatalf("%d renewals for one call, want 1", n)
+	}
+}
+
+// TestRenewalKeepsCallersDeadlines: a slow renewal does not hold a caller past its own
+// deadline, and it goes on to serve the next call.
+func TestRenewalKeepsCallersDeadlines(t *testing.T) {
+	live := &atomic.Value{}
+	live.Store("t2")
+	release := make(chan struct{})
+	r := &renewing{cur: &sessionVendor{token: "t1", live: live}, token: "t1",
+		renew: func(context.Context, string) (connectors.Client, string, error) {
+			<-release
+			return &sessionVendor{token: "t2", live: live}, "t2", nil
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := r.Identity(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a caller waiting on a slow renewal: %v, want its own deadline", err)
+	}
+	close(release)
+	if _, err := r.Identity(context.Background()); err != nil {
+		t.Fatalf("after the renewal: %v", err)
 	}
 }
