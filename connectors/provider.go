@@ -1,6 +1,9 @@
 package connectors
 
 import (
+	"context"
+	"time"
+
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 )
 
@@ -100,6 +103,17 @@ type Usage struct {
 // vendor has said.
 type UsageReporter interface {
 	Usage() (u Usage, ok bool)
+}
+
+// DeletionLog is implemented by clients whose vendor keeps a log of deletions
+// (Salesforce's getDeleted). At prune time the sync engine then sends the deletions since
+// the last prune as item.deleted events, and walks every live id (LiveIDs) only when the
+// log no longer reaches back that far.
+type DeletionLog interface {
+	// DeletedBetween lists the items of c deleted in [start, end) and covered, the
+	// instant the log is complete up to (at most end). complete is false when the log
+	// does not reach back to start: the caller must take a full snapshot instead.
+	DeletedBetween(ctx context.Context, c Container, start, end time.Time) (deleted []Item, covered time.Time, complete bool, err error)
 }
 
 // Method returns the AuthSpec of m and whether the vendor accepts m.

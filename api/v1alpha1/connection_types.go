@@ -201,10 +201,24 @@ type ContainerSyncStatus struct {
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
 	// lastPruneTime is when the container's live item ids were last sent as snapshot
-	// events (or, before the first snapshot, when its first backfill completed).
+	// events (or, before the first snapshot, when its first backfill completed); for a
+	// vendor with a deletion log, how far the deletions it reported reach.
 	// +optional
 	LastPruneTime *metav1.Time `json:"lastPruneTime,omitempty"`
+	// lastPruneMode is how the last prune told the sink what was deleted: deletionLog
+	// (the vendor's log of deletions since the prune before, sent as item.deleted
+	// events) or snapshot (every live id as container.snapshot events: vendors without
+	// a log, and a log that no longer reaches back to the prune before, purged).
+	// +kubebuilder:validation:Enum=deletionLog;snapshot
+	// +optional
+	LastPruneMode string `json:"lastPruneMode,omitempty"`
 }
+
+// Prune modes of status.sync.containers[].lastPruneMode.
+const (
+	PruneModeDeletionLog = "deletionLog"
+	PruneModeSnapshot    = "snapshot"
+)
 
 // SyncStatus is the state of sync.
 type SyncStatus struct {

@@ -424,3 +424,21 @@ func (c *Client) Deleted(ctx context.Context, container connectors.Container, st
 	}
 	return d, nil
 }
+
+var _ connectors.DeletionLog = (*Client)(nil)
+
+// DeletedBetween is Deleted for the sync engine's prune (connectors.DeletionLog): the
+// records of container deleted in [start, end) as deletions, how far the log covers, and
+// complete false when the log no longer reaches back to start.
+func (c *Client) DeletedBetween(ctx context.Context, container connectors.Container, start, end time.Time) ([]connectors.Item, time.Time, bool, error) {
+	d, err := c.Deleted(ctx, container, start, end)
+	if err != nil || d.NeedsSnapshot {
+		return nil, time.Time{}, false, err
+	}
+	items := make([]connectors.Item, 0, len(d.Records))
+	for _, r := range d.Records {
+		items = append(items, connectors.Item{ID: r.ID, Key: r.ID, Kind: connectors.KindRecord, Container: containerName(container),
+			UpdatedAt: r.DeletedDate, Type: Type, Deleted: true})
+	}
+	return items, d.Covered, true, nil
+}

@@ -589,19 +589,50 @@ func (r *runner) prune(ctx context.Context, containers []connectors.Container) e
 		if last != nil && time.Since(last.Time) < every {
 			continue
 		}
+		at, mode := time.Now(), ""
 		if last != nil {
-			if err := r.snapshot(ctx, c); err != nil {
+			var err error
+			if at, mode, err = r.pruneContainer(ctx, c, last.Time); err != nil {
 				return err
 			}
 		}
-		now := metav1.NewTime(time.Now().Truncate(time.Second))
+		pruned := metav1.NewTime(at.Truncate(time.Second))
 		r.w.mu.Lock()
 		if cs := r.containerStatus(c.Key); cs != nil {
-			cs.LastPruneTime = &now
+			cs.LastPruneTime, cs.LastPruneMode = &pruned, mode
 		}
 		r.w.mu.Unlock()
 	}
 	return nil
+}
+
+// pruneContainer tells the sink what of c was deleted since the last prune: the
+// vendor's deletion log when it keeps one that reaches back that far (item.deleted
+// events), else a full snapshot. It returns how far the prune reaches and its mode.
+func (r *runner) pruneContainer(ctx context.Context, c connectors.Container, since time.Time) (time.Time, string, error) {
+	now := time.Now()
+	if dl, ok := r.vendor.(connectors.DeletionLog); ok {
+		deleted, covered, complete, err := dl.DeletedBetween(ctx, c, since, now)
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+		case err != nil:
+			return time.Time{}, "", err
+		case complete:
+			batch := int(r.conn.Spec.Sync.Sink.BatchSize)
+			if batch <= 0 {
+				batch = 100
+			}
+			for start := 0; start < len(deleted); start += batch {
+				if err := r.deliver(ctx, deleted[start:min(start+batch, len(deleted))]); err != nil {
+					return time.Time{}, "", err
+				}
+			}
+			return covered, v1alpha1.PruneModeDeletionLog, nil
+		}
+		// The log no longer reaches back to the last prune (purged): only every live
+		// id tells the sink what went.
+	}
+	return now, v1alpha1.PruneModeSnapshot, r.snapshot(ctx, c)
 }
 
 // nextPrune is when the earliest container is due for a snapshot; zero when none has

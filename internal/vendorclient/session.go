@@ -202,7 +202,27 @@ var (
 	_ connectors.Client        = (*renewing)(nil)
 	_ connectors.FilterReader  = (*renewing)(nil)
 	_ connectors.UsageReporter = (*renewing)(nil)
+	_ connectors.DeletionLog   = (*renewing)(nil)
 )
+
+// DeletedBetween is the current client's, renewed like every call; a client without a
+// deletion log answers errors.ErrUnsupported.
+func (r *renewing) DeletedBetween(ctx context.Context, c connectors.Container, start, end time.Time) ([]connectors.Item, time.Time, bool, error) {
+	type answer struct {
+		items    []connectors.Item
+		covered  time.Time
+		complete bool
+	}
+	a, err := call(ctx, r, func(vc connectors.Client) (answer, error) {
+		dl, ok := vc.(connectors.DeletionLog)
+		if !ok {
+			return answer{}, errors.ErrUnsupported
+		}
+		items, covered, complete, err := dl.DeletedBetween(ctx, c, start, end)
+		return answer{items, covered, complete}, err
+	})
+	return a.items, a.covered, a.complete, err
+}
 
 // Usage is the current client's, when it reports one.
 func (r *renewing) Usage() (connectors.Usage, bool) {

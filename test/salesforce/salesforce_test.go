@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -526,4 +527,83 @@ func TestRequestLimitExceeded(t *testing.T) {
 	g.Expect(r.Reason).To(Equal(v1alpha1.RateLimitedReason))
 	g.Expect(r.Reason).NotTo(Equal(v1alpha1.CredentialsRejectedReason))
 	g.Expect(condition(c, v1alpha1.StalledCondition).Status).NotTo(Equal(metav1.ConditionTrue))
+}
+
+// Prune through the delete log: a minute after the backfill the prune of a Salesforce
+// container reads getDeleted since the last prune and sends its deletions as
+// item.deleted events, walking no ids (lastPruneMode deletionLog); where the log no longer
+// reaches back to the last prune (purged), it walks every live id instead and says so
+// (lastPruneMode snapshot). Both orgs run side by side: the prune interval's minimum is a
+// minute.
+func TestPruneByDeletionLogElseSnapshot(t *testing.T) {
+	t.Parallel()
+	for _, purged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("purged=%v", purged), func(t *testing.T) {
+			t.Parallel()
+			s, g := testEnv(t), NewWithT(t)
+			o := newOrg(t)
+			sink := sinktest.NewServer()
+			t.Cleanup(sink.Close)
+			ids := o.AddRecords("Account", 20, stamped(o.Now().Add(-2*time.Hour), 1, nil))
+			name := "prune-" + strconv.FormatBool(purged)
+			s.connector(t, "sf-"+name, o, v1alpha1.AuthMethodClientCredentials)
+			s.clientCredentialsSecret(t, name+"-app", o)
+			start := time.Now()
+			s.connection(t, name, "sf-"+name, v1alpha1.AuthMethodClientCredentials, name+"-app", func(spec *v1alpha1.ConnectionSpec) {
+				syncTo(sink.URL(), 50, "Account")(spec)
+				spec.Sync.PruneInterval = &metav1.Duration{Duration: time.Minute}
+			})
+			g.Eventually(func() int { return sink.Check().Distinct }, timeout, poll).Should(Equal(20))
+			s.synced(t, name, start)
+			container := func() v1alpha1.ContainerSyncStatus {
+				c := &v1alpha1.Connection{}
+				must(t, s.k8s.Get(context.Background(), client.ObjectKey{Namespace: tenant, Name: name}, c))
+				if c.Status.Sync == nil || len(c.Status.Sync.Containers) != 1 {
+					return v1alpha1.ContainerSyncStatus{}
+				}
+				return c.Status.Sync.Containers[0]
+			}
+			g.Eventually(func() *metav1.Time { return container().LastPruneTime }, timeout, poll).ShouldNot(BeNil())
+
+			gone := ids[:3]
+			for _, id := range gone {
+				must(t, o.Delete(id))
+			}
+			// The incremental run sends them first, from queryAll's IsDeleted rows (once
+			// the org's clock has left the deletions' second: a walk leaves it to the next).
+			deletedAt := o.Now().Truncate(time.Second)
+			g.Eventually(func() time.Time { return o.Now().Truncate(time.Second) }, timeout, 50*time.Millisecond).Should(BeTemporally(">", deletedAt))
+			s.requestNow(t, name)
+			g.Eventually(func() int { return len(sink.Deletions()) }, timeout, poll).Should(Equal(len(gone)))
+			if purged {
+				// The recycle bin was emptied after the last prune: the log starts later.
+				o.SetEarliestDeletedDate(o.Now().Add(time.Minute))
+			}
+			// The prune falls due a minute after the backfill; the engine runs then.
+			g.Eventually(func() string { return container().LastPruneMode }, 2*time.Minute+timeout, poll).ShouldNot(BeEmpty())
+			snapshots := 0
+			for _, e := range sink.Events() {
+				if e.Type == "dev.unified.connectors.container.snapshot" {
+					snapshots++
+				}
+			}
+			if purged {
+				g.Expect(container().LastPruneMode).To(Equal(v1alpha1.PruneModeSnapshot))
+				g.Expect(snapshots).To(BeNumerically(">", 0), "a purged log falls back to a full id walk")
+				return
+			}
+			g.Expect(container().LastPruneMode).To(Equal(v1alpha1.PruneModeDeletionLog))
+			g.Expect(snapshots).To(BeZero(), "the log served the prune: no id walk")
+			g.Eventually(func(g Gomega) {
+				n := map[string]int{}
+				for _, d := range sink.Deletions() {
+					n[d.ID]++
+				}
+				for _, id := range gone {
+					// Once from queryAll's IsDeleted rows, once from the delete log.
+					g.Expect(n[id]).To(BeNumerically(">=", 2), "deletions of %s", id)
+				}
+			}, timeout, poll).Should(Succeed())
+		})
+	}
 }
