@@ -217,11 +217,14 @@ func FuzzQuoteSOQL(f *testing.F) {
 		if err != nil || len(toks) != 4 || toks[2].kind != ftString {
 			t.Fatalf("the literal of %q does not lex as one string: %v %v", s, toks, err)
 		}
+		if s == "" {
+			return // an Account needs a Name: there is no record to find by the empty one
+		}
 		fake, _ := fuzzFake(t)
 		name := strings.ToValidUTF8(s, "\uFFFD")
 		id, err := fake.Insert("Account", salesforcetest.Fields{"Name": name})
 		if err != nil {
-			t.Skip(err)
+			t.Fatalf("the fake org refused an Account named %q: %v", name, err)
 		}
 		for op, want := range map[string]int{"=": 1, "!=": 0} {
 			status, body := fakeGet(t, "/query", url.Values{"q": {"SELECT Id FROM Account WHERE Id = '" + id + "' AND Name " + op + " " + q}})

@@ -99,9 +99,6 @@ type figures struct {
 // Absolute times depend on the machine's load (reported next to them); the ratio to the
 // plain client, measured in the same run on the same API server, is the figure to read.
 func BenchmarkScale(b *testing.B) {
-	if testing.Short() {
-		b.Skip("scale benchmark: minutes of envtest work")
-	}
 	// The harness's own clients log nothing worth reading.
 	ctrllog.SetLogger(logr.Discard())
 	for _, size := range []int{1000, 10000} {
