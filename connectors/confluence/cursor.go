@@ -1,14 +1,13 @@
 package confluence
 
 import (
-	"bytes"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"net/url"
 	"strconv"
+
+	"github.com/unified-connectors/connector-operator/connectors"
 )
 
 // Cursors are opaque to callers: base64url (unpadded) of a small JSON object with a
@@ -65,8 +64,7 @@ var errInvalidCursor = errors.New("invalid cursor")
 // encode renders c, which must be valid (see check).
 func (c cursor) encode() string {
 	c.V = cursorVersion
-	b, _ := json.Marshal(c) // strings and integers only: cannot fail
-	return base64.RawURLEncoding.EncodeToString(b)
+	return connectors.EncodeCursor("", c)
 }
 
 // decodeCursor parses s as a cursor of call op for the query with digest q. The empty
@@ -75,20 +73,9 @@ func decodeCursor(s, op, q string) (cursor, error) {
 	if s == "" {
 		return cursor{}, nil
 	}
-	if len(s) > maxCursorLen {
-		return cursor{}, errInvalidCursor
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return cursor{}, errInvalidCursor
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var c cursor
-	if err := dec.Decode(&c); err != nil || dec.More() {
-		return cursor{}, errInvalidCursor
-	}
-	if c.V != cursorVersion || c.Op != op || c.Q != q || c.check() != nil {
+	if !connectors.DecodeCursor(s, "", maxCursorLen, &c) ||
+		c.V != cursorVersion || c.Op != op || c.Q != q || c.check() != nil {
 		return cursor{}, errInvalidCursor
 	}
 	return c, nil

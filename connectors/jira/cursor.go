@@ -1,10 +1,8 @@
 package jira
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"strings"
 
 	"github.com/unified-connectors/connector-operator/connectors"
@@ -48,35 +46,16 @@ type cursor struct {
 }
 
 // encode returns the opaque form of c.
-func (c cursor) encode() string {
-	b, err := json.Marshal(c)
-	if err != nil {
-		panic("jira: marshal cursor: " + err.Error()) // strings and ints only
-	}
-	return cursorPrefix + base64.RawURLEncoding.EncodeToString(b)
-}
+func (c cursor) encode() string { return connectors.EncodeCursor(cursorPrefix, c) }
 
 // decodeCursor parses s as a cursor of kind for scope (compared case-insensitively).
 // Any problem, including a cursor of another listing, is a KindInvalid error for op; it
 // never panics, and never echoes the cursor.
 func decodeCursor(s, op, kind, scope string) (cursor, error) {
-	bad := &connectors.Error{Kind: connectors.KindInvalid, Vendor: Type, Op: op, Reason: "invalid cursor"}
-	raw, ok := strings.CutPrefix(s, cursorPrefix)
-	if !ok || len(s) > maxCursorLen {
-		return cursor{}, bad
-	}
-	b, err := base64.RawURLEncoding.DecodeString(raw)
-	if err != nil {
-		return cursor{}, bad
-	}
 	var c cursor
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if dec.Decode(&c) != nil || dec.More() {
-		return cursor{}, bad
-	}
-	if c.Kind != kind || !strings.EqualFold(c.Scope, scope) || !c.valid() {
-		return cursor{}, bad
+	if !connectors.DecodeCursor(s, cursorPrefix, maxCursorLen, &c) ||
+		c.Kind != kind || !strings.EqualFold(c.Scope, scope) || !c.valid() {
+		return cursor{}, &connectors.Error{Kind: connectors.KindInvalid, Vendor: Type, Op: op, Reason: "invalid cursor"}
 	}
 	return c, nil
 }

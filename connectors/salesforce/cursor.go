@@ -1,12 +1,12 @@
 package salesforce
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"regexp"
 	"strings"
+
+	"github.com/unified-connectors/connector-operator/connectors"
 )
 
 // Cursors are opaque to callers, who may hand back anything. A cursor is "s1." and the
@@ -51,13 +51,7 @@ type cursor struct {
 	S int `json:"s,omitempty"`
 }
 
-func (c cursor) encode() string {
-	b, err := json.Marshal(c)
-	if err != nil {
-		panic("salesforce: marshal cursor: " + err.Error()) // strings and ints only
-	}
-	return cursorPrefix + base64.RawURLEncoding.EncodeToString(b)
-}
+func (c cursor) encode() string { return connectors.EncodeCursor(cursorPrefix, c) }
 
 // maxOffset bounds offsets (SOSL answers at most 2,000 records; describeGlobal a few
 // thousand types).
@@ -66,23 +60,10 @@ const maxOffset = 100000
 // decodeCursor parses s as a cursor of kind for scope (compared without case). Any
 // problem is a KindInvalid error for op that never echoes the cursor.
 func decodeCursor(s, op, kind, scope string) (cursor, error) {
-	bad := invalid(op, "invalid cursor")
-	raw, ok := strings.CutPrefix(s, cursorPrefix)
-	if !ok || len(s) > maxCursorLen {
-		return cursor{}, bad
-	}
-	b, err := base64.RawURLEncoding.DecodeString(raw)
-	if err != nil {
-		return cursor{}, bad
-	}
 	var c cursor
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if dec.Decode(&c) != nil || dec.More() {
-		return cursor{}, bad
-	}
-	if c.Kind != kind || !strings.EqualFold(c.Scope, scope) || !c.valid() {
-		return cursor{}, bad
+	if !connectors.DecodeCursor(s, cursorPrefix, maxCursorLen, &c) ||
+		c.Kind != kind || !strings.EqualFold(c.Scope, scope) || !c.valid() {
+		return cursor{}, invalid(op, "invalid cursor")
 	}
 	return c, nil
 }
