@@ -23,13 +23,10 @@ import (
 	"testing"
 	"time"
 
-	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -201,38 +198,15 @@ func startSuite() (*suite, error) {
 // caller is the token of a ServiceAccount that may list Connectors, read, search and
 // create the tenant's data, and authorize its Connections (update connections/credentials).
 func caller(s *suite) (string, error) {
-	ctx := context.Background()
 	group := v1alpha1.GroupVersion.Group
-	subjects := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "caller", Namespace: usersNS}}
-	objs := []client.Object{
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: usersNS, Name: "caller"}},
-		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "sf-connectors"},
-			Rules: []rbacv1.PolicyRule{{APIGroups: []string{group}, Resources: []string{"connectors"}, Verbs: []string{"list"}}}},
-		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "sf-connectors"},
-			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "sf-connectors"}, Subjects: subjects},
-		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "caller"}, Rules: []rbacv1.PolicyRule{
+	return s.test.Caller(context.Background(), usersNS, "caller", map[string][]rbacv1.PolicyRule{
+		"": {{APIGroups: []string{group}, Resources: []string{"connectors"}, Verbs: []string{"list"}}},
+		tenant: {
 			{APIGroups: []string{group}, Resources: []string{"connections"}, Verbs: []string{"get", "list"}},
 			{APIGroups: []string{group}, Resources: []string{"connections/data"}, Verbs: []string{"get", "create"}},
 			{APIGroups: []string{group}, Resources: []string{"connections/credentials"}, Verbs: []string{"update"}},
-		}},
-		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "caller"},
-			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "caller"}, Subjects: subjects},
-	}
-	for _, o := range objs {
-		if err := s.k8s.Create(ctx, o); err != nil {
-			return "", err
-		}
-	}
-	clients, err := kubernetes.NewForConfig(s.test.Config)
-	if err != nil {
-		return "", err
-	}
-	tr, err := clients.CoreV1().ServiceAccounts(usersNS).CreateToken(ctx, "caller",
-		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
-	if err != nil {
-		return "", err
-	}
-	return tr.Status.Token, nil
+		},
+	})
 }
 
 // org is one fake org with a connected app of its own: client credentials run as an
