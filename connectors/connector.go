@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -27,6 +28,9 @@ const (
 	// AuthClientCredentials is the OAuth 2.0 client credentials grant of the tenant's own
 	// client; the operator hands the connector the access token in Credentials.Token.
 	AuthClientCredentials AuthMethod = "clientCredentials"
+	// AuthPassword is a database role's user name and password (Secret keys username,
+	// password; optionally tls.crt and tls.key for a client certificate).
+	AuthPassword AuthMethod = "password"
 )
 
 // Credentials holds the secret material for one Connection. Its String and GoString
@@ -70,6 +74,22 @@ type Config struct {
 	Credentials Credentials
 	// HTTP sends the requests; nil means http.DefaultClient (tests only).
 	HTTP Doer
+	// Key names the Connection ("namespace/name"); providers that keep state across
+	// Clients (a database connection pool) key it by this. Empty in Validate.
+	Key string
+	// Connection is the Connection the client serves, from which a provider reads its
+	// own settings (spec.postgresql) and its UID; nil in Validate and static checks.
+	Connection *v1alpha1.Connection
+	// Dial opens the TCP connections of vendors that speak their own wire protocol
+	// (Description.Egress EgressDatabase), through the egress guard; nil means a plain
+	// net.Dialer (tests only).
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// AllowInsecure is --allow-insecure-vendor-urls: plain-text protocols (a database
+	// without TLS) are allowed, for local development.
+	AllowInsecure bool
+	// ReadRef reads one key of a ConfigMap or Secret the Connector names (a CA bundle),
+	// live from the operator's namespace; nil when there is none to read (tests).
+	ReadRef func(ctx context.Context, ref v1alpha1.KeyReference) ([]byte, error)
 }
 
 // Identity is who the credential belongs to, as the vendor reports it.

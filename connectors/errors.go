@@ -32,6 +32,10 @@ const (
 	// KindUnsupported: the vendor cannot serve this call (a route outside its
 	// Capabilities); the HTTP API answers 501 NOT_SUPPORTED.
 	KindUnsupported ErrorKind = "Unsupported"
+	// KindStreamLost: the source no longer holds the change history a stream position
+	// points into (a replication slot whose WAL was removed). Only a resync, which starts
+	// over from a new snapshot, can continue.
+	KindStreamLost ErrorKind = "StreamLost"
 )
 
 // Error is a vendor call failure. Its message names the vendor, the method and the URL

@@ -22,7 +22,23 @@ type Description struct {
 	// Capabilities say which optional routes and sync features the vendor serves; a
 	// route it cannot serve answers 501 NOT_SUPPORTED.
 	Capabilities Capabilities
+	// Egress is the policy the vendor's destinations follow.
+	Egress EgressClass
 }
+
+// EgressClass says which egress policy a vendor's destinations follow (DESIGN.md).
+type EgressClass string
+
+const (
+	// EgressVendor: a SaaS vendor over https (http only with
+	// --allow-insecure-vendor-urls), public addresses only.
+	EgressVendor EgressClass = ""
+	// EgressDatabase: a database, which follows the sink policy: private addresses and
+	// in-cluster names allowed, link-local and metadata never, loopback only with
+	// --allow-insecure-vendor-urls. The provider dials through Config.Dial, which checks
+	// every resolved address; the baseURL's scheme is the provider's to check.
+	EgressDatabase EgressClass = "database"
+)
 
 // Grant says how the operator obtains a Connection's access token.
 type Grant string
@@ -143,4 +159,56 @@ func Describe(typ string) (Description, bool) {
 		return Description{}, false
 	}
 	return p.Describe(), true
+}
+
+// StreamBatch is one step of a change stream: items (upserts, and deletions marked
+// Deleted) in source order, and the position a restart resumes from once the sink
+// acknowledged them.
+type StreamBatch struct {
+	Items []Item
+	// Position is opaque to the engine, which stores it in status.sync.position (at most
+	// 8 KiB) once the sink acknowledged Items, and hands it back to Stream on the next
+	// run. Empty leaves the stored position as it is.
+	Position string
+	// CaughtUp: nothing more was pending at the source when the batch was cut (the
+	// initial snapshot is over and the stream has reached the present).
+	CaughtUp bool
+}
+
+// Streamer is implemented by clients whose Connection syncs from the source's ordered
+// change log (PostgreSQL logical replication) instead of per-container change queries.
+type Streamer interface {
+	// Streaming reports whether this Connection, as specified, syncs by stream; when
+	// false the engine uses the ChangeFeed.
+	Streaming() bool
+	// Stream delivers changes from position (as the engine stored it; "" means nothing
+	// yet, and the stream starts with a snapshot of every container, consistent with the
+	// stream). It calls deliver for each batch in order and moves its own confirmation
+	// at the source only past batches deliver accepted. It returns when ctx ends, when
+	// deliver fails, or on a source error (KindStreamLost when the history the position
+	// points into is gone).
+	Stream(ctx context.Context, position string, deliver func(context.Context, StreamBatch) error) error
+}
+
+// ExternalResources is implemented by clients that create resources at the vendor for
+// their Connection (a replication slot and its publication): the Connection carries a
+// finalizer until they are released.
+type ExternalResources interface {
+	// Finalizer names the finalizer that must keep the Connection until Release ran; ""
+	// when the Connection as specified now holds none (a Connection that still carries
+	// the finalizer, after a mode change, is then released).
+	Finalizer() string
+	// Release deletes what the Connection holds at the vendor; nothing held is not an
+	// error. It must work whatever the Connection's current mode.
+	Release(ctx context.Context) error
+	// Report fills the provider's block of the Connection's status (status.postgresql)
+	// with what the vendor says now; it runs at probe time.
+	Report(ctx context.Context, status *v1alpha1.ConnectionStatus) error
+}
+
+// ConnectionForgetter is implemented by providers that keep per-Connection state across
+// Clients (a database connection pool, keyed by Config.Key): ForgetConnection drops it
+// when the Connection goes.
+type ConnectionForgetter interface {
+	ForgetConnection(key string)
 }

@@ -127,7 +127,7 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 	connector := &v1alpha1.Connector{
 		ObjectMeta: metav1.ObjectMeta{Name: "jira", Generation: 1},
 		Spec: v1alpha1.ConnectorSpec{
-			Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.URL(site.URL()),
+			Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.EndpointURL(site.URL()),
 			AuthMethods:       []v1alpha1.AuthMethod{v1alpha1.AuthMethodAPIToken},
 			AllowedNamespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"tenant": "yes"}},
 			RateLimit:         v1alpha1.RateLimitSpec{RequestsPerSecond: 100, Burst: 100},

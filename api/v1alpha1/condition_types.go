@@ -89,6 +89,13 @@ const (
 	// containers than one Connection tracks in status (1,000, the same bound as an explicit
 	// spec.scope.containers list). Stalled: list the containers to sync.
 	ScopeTooLargeReason = "ScopeTooLarge"
+	// StreamLostReason: the source no longer holds the change history the Connection's
+	// cursor points into (a PostgreSQL replication slot whose WAL was removed); a resync
+	// (spec.sync.resyncRequest) rebuilds it from a new snapshot.
+	StreamLostReason = "StreamLost"
+	// SpecInvalidReason: the Connection's spec does not fit its Connector's type (a
+	// postgresql block on another type, a table name that cannot be parsed).
+	SpecInvalidReason = "SpecInvalid"
 )
 
 // RequestedAtAnnotation asks for an immediate probe and sync; its value is echoed in

@@ -132,6 +132,70 @@ type ConnectionSpec struct {
 	// webhook enables the signed webhook receiver.
 	// +optional
 	Webhook *WebhookSpec `json:"webhook,omitempty"`
+	// postgresql says what a Connection of a postgresql Connector syncs and how;
+	// required for that type and refused for the others.
+	// +optional
+	PostgreSQL *PostgreSQLConnectionSpec `json:"postgresql,omitempty"`
+}
+
+// Sync modes of a PostgreSQL Connection.
+const (
+	PostgreSQLModeCursorColumn       = "cursorColumn"
+	PostgreSQLModeLogicalReplication = "logicalReplication"
+)
+
+// PostgreSQLConnectionSpec is what a PostgreSQL Connection syncs and how.
+// +kubebuilder:validation:XValidation:rule="self.mode != 'cursorColumn' || self.tables.all(t, has(t.cursorColumn))",message="every table needs a cursorColumn in mode cursorColumn (a timestamp column the application sets on every write, e.g. updated_at)"
+type PostgreSQLConnectionSpec struct {
+	// mode is cursorColumn (the default: rows ordered by a timestamp column and the primary
+	// key, re-reading a look-back window; needs only SELECT) or logicalReplication (change
+	// data capture through a publication and a replication slot the operator creates:
+	// exact, with deletes; needs the REPLICATION attribute and ownership of the tables).
+	// +kubebuilder:default=cursorColumn
+	// +kubebuilder:validation:Enum=cursorColumn;logicalReplication
+	// +optional
+	Mode string `json:"mode,omitempty"`
+	// tables are the tables synced, searched and read; each is a container.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=100
+	// +listType=map
+	// +listMapKey=name
+	Tables []PostgreSQLTable `json:"tables"`
+}
+
+// PostgreSQLTable is one table of a PostgreSQL Connection. Column names are written
+// raw, as in the catalog (case and spaces included); the operator quotes them.
+type PostgreSQLTable struct {
+	// name is schema.table written raw, e.g. public.orders or sales.Order Lines; the
+	// first dot separates the schema (quote a schema holding a dot: "my.schema".orders).
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=260
+	// +kubebuilder:validation:XValidation:rule="self.contains('.') && !self.startsWith('.') && !self.endsWith('.')",message="name must be schema.table, e.g. public.orders"
+	Name string `json:"name"`
+	// primaryKey lists the key columns in order; empty means the table's primary key as
+	// the catalog has it.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=63
+	PrimaryKey []string `json:"primaryKey,omitempty"`
+	// cursorColumn is a timestamp (timestamptz or timestamp, read as UTC) column set on
+	// every insert and update; it orders cursorColumn sync and is the items' updatedAt.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	CursorColumn string `json:"cursorColumn,omitempty"`
+	// titleColumn is the column shown as the items' title.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	TitleColumn string `json:"titleColumn,omitempty"`
+	// textColumns are the columns that make the items' text and that search matches.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=63
+	TextColumns []string `json:"textColumns,omitempty"`
 }
 
 // IdentityStatus is who the credential belongs to.
@@ -239,6 +303,12 @@ type SyncStatus struct {
 	// +listType=map
 	// +listMapKey=key
 	Containers []ContainerSyncStatus `json:"containers,omitempty"`
+	// position is where a Connection that syncs from its source's change stream
+	// (PostgreSQL logicalReplication) resumes: the initial snapshot's progress, then the
+	// stream position the sink has acknowledged. Opaque.
+	// +optional
+	// +kubebuilder:validation:MaxLength=8192
+	Position string `json:"position,omitempty"`
 }
 
 // ConnectionStatus is the observed state of a Connection.
@@ -269,6 +339,31 @@ type ConnectionStatus struct {
 	// lastHandledReconcileAt echoes the requested-at annotation once handled.
 	// +optional
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+	// postgresql shows the replication slot a logicalReplication Connection holds.
+	// +optional
+	PostgreSQL *PostgreSQLStatus `json:"postgresql,omitempty"`
+}
+
+// PostgreSQLStatus is the replication slot of a logicalReplication Connection, as the
+// server reported it at the last probe.
+type PostgreSQLStatus struct {
+	// slot is the replication slot's name (connectors_ and the Connection's UID).
+	// +optional
+	Slot string `json:"slot,omitempty"`
+	// publication is the publication's name (the slot's).
+	// +optional
+	Publication string `json:"publication,omitempty"`
+	// confirmedLSN is the slot's confirmed_flush_lsn: every change before it reached the
+	// sink.
+	// +optional
+	ConfirmedLSN string `json:"confirmedLSN,omitempty"`
+	// retainedWALBytes is the WAL the slot keeps on the server (pg_current_wal_lsn() -
+	// restart_lsn): it grows while the sync is stopped or behind.
+	// +optional
+	RetainedWALBytes int64 `json:"retainedWALBytes,omitempty"`
+	// walStatus is the slot's wal_status (reserved, extended, unreserved, lost).
+	// +optional
+	WALStatus string `json:"walStatus,omitempty"`
 }
 
 // Connection is one tenant's credentialed link to a Connector.

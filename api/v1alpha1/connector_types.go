@@ -14,8 +14,18 @@ import (
 // +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#')",message="must not contain a query or a fragment"
 type URL string
 
+// EndpointURL is a Connector's baseURL: an absolute URL without userinfo, query or
+// fragment whose scheme the Connector's type decides (https or http for SaaS vendors,
+// postgres or postgresql for databases; see ConnectorSpec). Credentials never go in it.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=2048
+// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http', 'postgres', 'postgresql'] && size(url(self).getHostname()) > 0",message="must be an absolute URL with scheme https or http (postgres or postgresql for a database) and a host, e.g. https://acme.atlassian.net or postgres://db.internal:5432/app"
+// +kubebuilder:validation:XValidation:rule="!self.contains('@')",message="must not contain userinfo (user:password@); put credentials in a Secret"
+// +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#')",message="must not contain a query or a fragment"
+type EndpointURL string
+
 // ConnectorType is the vendor a Connector points at.
-// +kubebuilder:validation:Enum=jira;confluence;salesforce
+// +kubebuilder:validation:Enum=jira;confluence;salesforce;postgresql
 type ConnectorType string
 
 // Connector types.
@@ -23,10 +33,11 @@ const (
 	ConnectorTypeJira       ConnectorType = "jira"
 	ConnectorTypeConfluence ConnectorType = "confluence"
 	ConnectorTypeSalesforce ConnectorType = "salesforce"
+	ConnectorTypePostgreSQL ConnectorType = "postgresql"
 )
 
 // AuthMethod is a way a Connection authenticates to the vendor.
-// +kubebuilder:validation:Enum=apiToken;oauth2;pat;clientCredentials
+// +kubebuilder:validation:Enum=apiToken;oauth2;pat;clientCredentials;password
 type AuthMethod string
 
 // Auth methods. Which a Connector type offers, and the Secret keys each needs, is the
@@ -38,6 +49,9 @@ const (
 	// AuthMethodClientCredentials is the OAuth 2.0 client credentials grant of the
 	// tenant's own client (Salesforce connected app): Secret keys clientID, clientSecret.
 	AuthMethodClientCredentials AuthMethod = "clientCredentials"
+	// AuthMethodPassword is a database role's password (PostgreSQL): Secret keys username,
+	// password, and optionally tls.crt/tls.key for a client certificate.
+	AuthMethodPassword AuthMethod = "password"
 )
 
 // SecretReference names a Secret. For a Connection it is always in the Connection's own
@@ -121,12 +135,17 @@ type ConnectorDefaults struct {
 // +kubebuilder:validation:XValidation:rule="(has(self.authMethods) && 'oauth2' in self.authMethods) == has(self.oauth2)",message="oauth2 must be set when authMethods allows oauth2, and only then"
 // +kubebuilder:validation:XValidation:rule="!(has(self.authMethods) && 'oauth2' in self.authMethods) || !(self.type in ['jira', 'confluence']) || self.deployment != 'cloud' || has(self.cloudID)",message="cloudID is required when oauth2 is allowed on Atlassian Cloud"
 // +kubebuilder:validation:XValidation:rule="!has(self.salesforce) || self.type == 'salesforce'",message="salesforce settings are only for type salesforce"
+// +kubebuilder:validation:XValidation:rule="!has(self.postgresql) || self.type == 'postgresql'",message="postgresql settings are only for type postgresql"
+// +kubebuilder:validation:XValidation:rule="!isURL(self.baseURL) || (self.type == 'postgresql' ? url(self.baseURL).getScheme() in ['postgres', 'postgresql'] : url(self.baseURL).getScheme() in ['https', 'http'])",message="baseURL must use scheme postgres or postgresql for type postgresql (postgres://host:5432/dbname), https or http for the other types"
+// +kubebuilder:validation:XValidation:rule="self.type != 'postgresql' || self.baseURL.matches('^postgres(ql)?://[^/]+/[^/]+$')",message="baseURL of a postgresql Connector must name the database: postgres://host:5432/dbname"
 type ConnectorSpec struct {
-	// type is the vendor: jira, confluence or salesforce. Immutable.
+	// type is the vendor: jira, confluence, salesforce or postgresql. Immutable.
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="type is immutable"
 	Type ConnectorType `json:"type"`
-	// baseURL is the vendor site root, for example https://acme.atlassian.net.
-	BaseURL URL `json:"baseURL"`
+	// baseURL is the vendor site root, for example https://acme.atlassian.net, or for
+	// postgresql the server and database, postgres://db.internal:5432/app (the port
+	// defaults to 5432).
+	BaseURL EndpointURL `json:"baseURL"`
 	// deployment is cloud (Atlassian Cloud) or datacenter (self-hosted Data Center).
 	// +kubebuilder:default=cloud
 	// +kubebuilder:validation:Enum=cloud;datacenter
@@ -163,6 +182,9 @@ type ConnectorSpec struct {
 	// salesforce holds the settings of a salesforce Connector.
 	// +optional
 	Salesforce *SalesforceSpec `json:"salesforce,omitempty"`
+	// postgresql holds the settings of a postgresql Connector.
+	// +optional
+	PostgreSQL *PostgreSQLConnectorSpec `json:"postgresql,omitempty"`
 }
 
 // SalesforceSpec holds what only a Salesforce Connector needs.
@@ -173,6 +195,48 @@ type SalesforceSpec struct {
 	// +kubebuilder:validation:MaxLength=8
 	// +optional
 	APIVersion string `json:"apiVersion,omitempty"`
+}
+
+// SSL modes of a PostgreSQL Connector.
+const (
+	SSLModeVerifyFull = "verify-full"
+	SSLModeRequire    = "require"
+	SSLModeDisable    = "disable"
+)
+
+// PostgreSQLConnectorSpec holds what only a PostgreSQL Connector needs.
+type PostgreSQLConnectorSpec struct {
+	// sslMode is verify-full (TLS, the server certificate checked against caRef, else the
+	// system roots, and its name against baseURL's host), require (TLS without checking the
+	// certificate: encryption only) or disable (plain text, refused at run time unless the
+	// operator runs with --allow-insecure-vendor-urls, for local development).
+	// +kubebuilder:default=verify-full
+	// +kubebuilder:validation:Enum=verify-full;require;disable
+	// +optional
+	SSLMode string `json:"sslMode,omitempty"`
+	// caRef names the PEM CA bundle that signs the server's certificate: a key of a
+	// ConfigMap or Secret in the operator's namespace. Unset means the system roots.
+	// +optional
+	CARef *KeyReference `json:"caRef,omitempty"`
+}
+
+// KeyReference names one key of a ConfigMap or a Secret in the operator's namespace.
+type KeyReference struct {
+	// kind is ConfigMap or Secret.
+	// +kubebuilder:default=ConfigMap
+	// +kubebuilder:validation:Enum=ConfigMap;Secret
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// name of the ConfigMap or Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// key in its data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
 }
 
 // ConnectorStatus is the observed state of a Connector.

@@ -96,7 +96,19 @@ func TestInvalidManifestsAreRefused(t *testing.T) {
 		{"negative sync interval", validConnector, `{"spec":{"defaults":{"syncInterval":"-5m"}}}`, "syncInterval"},
 		{"interval in words", validConnector, `{"spec":{"defaults":{"probeInterval":"5 minutes"}}}`, "probeInterval"},
 		{"empty secret name", validConnection, `{"spec":{"auth":{"secretRef":{"name":""}}}}`, "spec.auth.secretRef.name"},
-		{"unknown connection auth method", validConnection, `{"spec":{"auth":{"method":"password"}}}`, `Unsupported value: "password"`},
+		{"unknown connection auth method", validConnection, `{"spec":{"auth":{"method":"kerberos"}}}`, `Unsupported value: "kerberos"`},
+		{"postgres scheme on jira", validConnector, `{"spec":{"baseURL":"postgres://db.internal:5432/app"}}`, "https or http for the other types"},
+		{"https scheme on postgresql", validConnector, `{"spec":{"type":"postgresql","baseURL":"https://db.internal/app"}}`, "scheme postgres or postgresql for type postgresql"},
+		{"postgresql without database", validConnector, `{"spec":{"type":"postgresql","baseURL":"postgres://db.internal:5432"}}`, "must name the database"},
+		{"postgresql password in URL", validConnector, `{"spec":{"type":"postgresql","baseURL":"postgres://app:hunter2@db.internal/app"}}`, "must not contain userinfo"},
+		{"postgresql sslmode in URL", validConnector, `{"spec":{"type":"postgresql","baseURL":"postgres://db.internal/app?sslmode=disable"}}`, "must not contain a query"},
+		{"postgresql settings on jira", validConnector, `{"spec":{"postgresql":{"sslMode":"require"}}}`, "postgresql settings are only for type postgresql"},
+		{"unknown sslMode", validConnector, `{"spec":{"type":"postgresql","baseURL":"postgres://db/app","postgresql":{"sslMode":"prefer"}}}`, `Unsupported value: "prefer"`},
+		{"caRef without key", validConnector, `{"spec":{"type":"postgresql","baseURL":"postgres://db/app","postgresql":{"caRef":{"name":"ca"}}}}`, "spec.postgresql.caRef.key"},
+		{"table without schema", validConnection, `{"spec":{"postgresql":{"tables":[{"name":"orders","cursorColumn":"updated_at"}]}}}`, "name must be schema.table"},
+		{"no tables", validConnection, `{"spec":{"postgresql":{"tables":[]}}}`, "spec.postgresql.tables"},
+		{"cursorColumn mode without cursorColumn", validConnection, `{"spec":{"postgresql":{"tables":[{"name":"public.orders"}]}}}`, "every table needs a cursorColumn in mode cursorColumn"},
+		{"unknown postgresql mode", validConnection, `{"spec":{"postgresql":{"mode":"trigger","tables":[{"name":"public.orders"}]}}}`, `Unsupported value: "trigger"`},
 		{"missing connectorRef", validConnection, `{"spec":{"connectorRef":null}}`, "connectorRef"},
 		{"zero probe interval on Connection", validConnection, `{"spec":{"probe":{"interval":"0s"}}}`, "probe.interval must be at least 10s"},
 		{"negative probe interval on Connection", validConnection, `{"spec":{"probe":{"interval":"-1m"}}}`, "spec.probe.interval"},
@@ -146,6 +158,40 @@ func TestSalesforceConnectorIsAccepted(t *testing.T) {
 	}
 	if got, _, _ := unstructured.NestedString(u.Object, "spec", "salesforce", "apiVersion"); got != "v66.0" {
 		t.Errorf("spec.salesforce.apiVersion = %q, want the default v66.0", got)
+	}
+}
+
+// TestPostgreSQLConnectorIsAccepted: a PostgreSQL Connector and a logicalReplication
+// Connection with raw table and column names (spaces, capitals, quotes) are accepted,
+// with sslMode verify-full by default.
+func TestPostgreSQLConnectorIsAccepted(t *testing.T) {
+	c := startAPIServer(t)
+	ctx := context.Background()
+	u := object(t, strings.ReplaceAll(validConnector, "%NAME%", "warehouse"))
+	merge(u.Object, map[string]any{"spec": map[string]any{
+		"type": "postgresql", "baseURL": "postgres://db.internal:5432/app",
+		"authMethods": []any{"password"},
+		"postgresql":  map[string]any{"caRef": map[string]any{"name": "db-ca", "key": "ca.crt"}},
+	}})
+	if err := c.Create(ctx, u); err != nil {
+		t.Fatalf("a valid PostgreSQL Connector was refused: %v", err)
+	}
+	if got, _, _ := unstructured.NestedString(u.Object, "spec", "postgresql", "sslMode"); got != "verify-full" {
+		t.Errorf("spec.postgresql.sslMode = %q, want the default verify-full", got)
+	}
+	if got, _, _ := unstructured.NestedString(u.Object, "spec", "postgresql", "caRef", "kind"); got != "ConfigMap" {
+		t.Errorf("spec.postgresql.caRef.kind = %q, want the default ConfigMap", got)
+	}
+	conn := object(t, strings.ReplaceAll(validConnection, "%NAME%", "warehouse"))
+	merge(conn.Object, map[string]any{"spec": map[string]any{
+		"auth": map[string]any{"method": "password", "secretRef": map[string]any{"name": "db"}},
+		"postgresql": map[string]any{"mode": "logicalReplication", "tables": []any{
+			map[string]any{"name": `sales.Order "Lines"; DROP TABLE x`, "primaryKey": []any{"Order Id", "line"}, "textColumns": []any{"Note"}},
+			map[string]any{"name": "public.orders"},
+		}},
+	}})
+	if err := c.Create(ctx, conn); err != nil {
+		t.Fatalf("a valid PostgreSQL Connection was refused: %v", err)
 	}
 }
 

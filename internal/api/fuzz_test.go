@@ -54,7 +54,7 @@ func fuzzServerAndSite(t testing.TB) (*Server, *atlassiantest.Server) {
 	objs := []client.Object{
 		&v1alpha1.Connector{
 			ObjectMeta: metav1.ObjectMeta{Name: "site"},
-			Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.URL(fakeSite.URL()), Deployment: "cloud",
+			Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.EndpointURL(fakeSite.URL()), Deployment: "cloud",
 				RateLimit: v1alpha1.RateLimitSpec{RequestsPerSecond: 1000, Burst: 10000}},
 			Status: v1alpha1.ConnectorStatus{Conditions: ready},
 		},

@@ -18,6 +18,7 @@
 //	NotFound      CredentialsRejected  stalling
 //	Invalid       CredentialsRejected  stalling
 //	EgressDenied  EgressDenied         stalling
+//	StreamLost    StreamLost           stalling (a resync request starts over)
 //	RateLimited   RateLimited          waiting, for the vendor's Retry-After
 //	Unavailable   VendorUnreachable    waiting, for the vendor's Retry-After or backoff
 //
@@ -131,6 +132,9 @@ func ForKind(kind connectors.ErrorKind) (reason string, transient bool) {
 		return v1alpha1.EgressDeniedReason, false
 	case connectors.KindRateLimited:
 		return v1alpha1.RateLimitedReason, true
+	case connectors.KindStreamLost:
+		// No retry: the history is gone; a resync request starts over.
+		return v1alpha1.StreamLostReason, false
 	default: // KindUnavailable and anything new
 		return v1alpha1.VendorUnreachableReason, true
 	}

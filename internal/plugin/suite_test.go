@@ -143,11 +143,11 @@ func writeKubeconfig(dir string) (string, error) {
 func fixtures(ctx context.Context) error {
 	objs := []client.Object{
 		&v1alpha1.Connector{ObjectMeta: metav1.ObjectMeta{Name: jiraConnector},
-			Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.URL(fake.URL()),
+			Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.EndpointURL(fake.URL()),
 				RateLimit: v1alpha1.RateLimitSpec{RequestsPerSecond: 200, Burst: 200}}},
 		// Not Ready: it offers OAuth2 with a client Secret that does not exist.
 		&v1alpha1.Connector{ObjectMeta: metav1.ObjectMeta{Name: brokenConnector},
-			Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.URL(fake.URL()),
+			Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.EndpointURL(fake.URL()),
 				Deployment: "datacenter", AuthMethods: []v1alpha1.AuthMethod{v1alpha1.AuthMethodOAuth2},
 				OAuth2: &v1alpha1.OAuth2Spec{ClientSecretRef: v1alpha1.SecretReference{Name: "no-such-client"}}}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "creds"},

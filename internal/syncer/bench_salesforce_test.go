@@ -45,7 +45,7 @@ func BenchmarkSyncPipelineSalesforce(b *testing.B) {
 			startManager(b)
 
 			cnr := &v1alpha1.Connector{ObjectMeta: metav1.ObjectMeta{Name: "salesforce-" + rand.String(6)},
-				Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeSalesforce, BaseURL: v1alpha1.URL(org.URL()),
+				Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeSalesforce, BaseURL: v1alpha1.EndpointURL(org.URL()),
 					AuthMethods: []v1alpha1.AuthMethod{v1alpha1.AuthMethodClientCredentials},
 					RateLimit:   v1alpha1.RateLimitSpec{RequestsPerSecond: 500, Burst: 500}}}
 			must(b, k8s.Create(ctx, cnr))

@@ -99,7 +99,7 @@ func TestPartialRunDoesNotClaimSynced(t *testing.T) {
 	t.Cleanup(srv.Close)
 	cnr := &v1alpha1.Connector{
 		ObjectMeta: metav1.ObjectMeta{Name: "flaky-" + rand.String(6)},
-		Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.URL(srv.URL),
+		Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.EndpointURL(srv.URL),
 			RateLimit: v1alpha1.RateLimitSpec{RequestsPerSecond: 500, Burst: 500}},
 	}
 	must(t, k8s.Create(context.Background(), cnr))

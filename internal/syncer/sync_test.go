@@ -152,7 +152,7 @@ func newSite(t testing.TB, timeZone string) *site {
 	for _, typ := range []v1alpha1.ConnectorType{v1alpha1.ConnectorTypeJira, v1alpha1.ConnectorTypeConfluence} {
 		cnr := &v1alpha1.Connector{
 			ObjectMeta: metav1.ObjectMeta{Name: string(typ) + "-" + rand.String(6)},
-			Spec: v1alpha1.ConnectorSpec{Type: typ, BaseURL: v1alpha1.URL(s.fake.URL()),
+			Spec: v1alpha1.ConnectorSpec{Type: typ, BaseURL: v1alpha1.EndpointURL(s.fake.URL()),
 				RateLimit: v1alpha1.RateLimitSpec{RequestsPerSecond: 500, Burst: 500}},
 		}
 		if err := k8s.Create(ctx, cnr); err != nil {

@@ -152,9 +152,9 @@ func TestConfigReachesTheVendor(t *testing.T) {
 		token    string // the access token the operator obtained (oauth2)
 		wantPath string
 	}{
-		{name: "cloud apiToken (deployment unset)", spec: v1alpha1.ConnectorSpec{Type: "jira", BaseURL: v1alpha1.URL(fake.URL())},
+		{name: "cloud apiToken (deployment unset)", spec: v1alpha1.ConnectorSpec{Type: "jira", BaseURL: v1alpha1.EndpointURL(fake.URL())},
 			method: v1alpha1.AuthMethodAPIToken, data: map[string]string{"email": alice.Email, "apiToken": alice.APIToken}, wantPath: "/rest/api/3/myself"},
-		{name: "datacenter pat", spec: v1alpha1.ConnectorSpec{Type: "jira", BaseURL: v1alpha1.URL(fake.URL()), Deployment: atlassian.DeploymentDataCenter},
+		{name: "datacenter pat", spec: v1alpha1.ConnectorSpec{Type: "jira", BaseURL: v1alpha1.EndpointURL(fake.URL()), Deployment: atlassian.DeploymentDataCenter},
 			method: v1alpha1.AuthMethodPAT, data: map[string]string{"token": alice.PAT}, wantPath: "/rest/api/2/myself"},
 		{name: "cloud oauth2 through the gateway", spec: v1alpha1.ConnectorSpec{Type: "jira", BaseURL: "https://acme.atlassian.net", CloudID: fake.CloudID(),
 			OAuth2: &v1alpha1.OAuth2Spec{APIBaseURL: v1alpha1.URL(fake.URL())}},

@@ -367,7 +367,7 @@ func runScenario(t *testing.T, e *testenv.Environment, full rendered) {
 
 	// Reconcile and sync: a Connector, a Connection syncing to the sink, Ready and Synced.
 	cnr := &v1alpha1.Connector{ObjectMeta: metav1.ObjectMeta{Name: "chart-jira"}, Spec: v1alpha1.ConnectorSpec{
-		Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.URL(s.fake.URL()),
+		Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.EndpointURL(s.fake.URL()),
 		AuthMethods: []v1alpha1.AuthMethod{v1alpha1.AuthMethodAPIToken},
 		RateLimit:   v1alpha1.RateLimitSpec{RequestsPerSecond: 1000, Burst: 1000},
 	}}
@@ -638,14 +638,14 @@ func (s *scenario) oauthConnection(t *testing.T) client.ObjectKey {
 	must(t, s.k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: releaseNamespace, Name: clientID},
 		StringData: map[string]string{"clientID": clientID, "clientSecret": clientSecret}}))
 	cnr := &v1alpha1.Connector{ObjectMeta: metav1.ObjectMeta{Name: "chart-jira-oauth"}, Spec: v1alpha1.ConnectorSpec{
-		Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.URL(s.fake.URL()), CloudID: atlassiantest.CloudID,
+		Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.EndpointURL(s.fake.URL()), CloudID: atlassiantest.CloudID,
 		AuthMethods: []v1alpha1.AuthMethod{v1alpha1.AuthMethodOAuth2},
 		OAuth2: &v1alpha1.OAuth2Spec{
 			ClientSecretRef: v1alpha1.SecretReference{Name: clientID},
 			Scopes:          []string{"read:jira-work", "read:jira-user", "offline_access"},
 			AuthorizeURL:    v1alpha1.URL(s.fake.URL() + "/authorize"),
 			TokenURL:        v1alpha1.URL(s.fake.URL() + "/oauth/token"),
-			APIBaseURL:      v1alpha1.URL(s.fake.URL()),
+			APIBaseURL: v1alpha1.URL(s.fake.URL()),
 		},
 		RateLimit: v1alpha1.RateLimitSpec{RequestsPerSecond: 1000, Burst: 1000},
 	}}

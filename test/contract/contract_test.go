@@ -82,7 +82,7 @@ func TestUnknownVendorIsServedThroughTheContract(t *testing.T) {
 	apiURL := "http://" + ln.Addr().String()
 
 	must(t, k8s.Create(ctx, &v1alpha1.Connector{ObjectMeta: metav1.ObjectMeta{Name: "acme"},
-		Spec: v1alpha1.ConnectorSpec{Type: acmeType, BaseURL: v1alpha1.URL(vendor.URL),
+		Spec: v1alpha1.ConnectorSpec{Type: acmeType, BaseURL: v1alpha1.EndpointURL(vendor.URL),
 			AuthMethods: []v1alpha1.AuthMethod{v1alpha1.AuthMethodPAT},
 			RateLimit:   v1alpha1.RateLimitSpec{RequestsPerSecond: 100, Burst: 100}}}))
 	must(t, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "acme-creds"},

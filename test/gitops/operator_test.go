@@ -105,7 +105,7 @@ func TestOperatorStates(t *testing.T) {
 
 	connector := func(name, baseURL string, mutate ...func(*v1alpha1.Connector)) *v1alpha1.Connector {
 		c := &v1alpha1.Connector{ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.URL(baseURL)}}
+			Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.EndpointURL(baseURL)}}
 		for _, m := range mutate {
 			m(c)
 		}

@@ -98,7 +98,7 @@ func TestLeaderKilledMidBackfill(t *testing.T) {
 	t.Cleanup(sink.Close)
 	must(t, k8s.Create(ctx, &v1alpha1.Connector{
 		ObjectMeta: metav1.ObjectMeta{Name: "jira"},
-		Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.URL(fake.URL()),
+		Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.EndpointURL(fake.URL()),
 			RateLimit: v1alpha1.RateLimitSpec{RequestsPerSecond: 1000, Burst: 1000}},
 	}))
 	must(t, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "creds"},

@@ -260,7 +260,7 @@ func newOrg(t *testing.T) *org {
 func (s *suite) connector(t *testing.T, name string, o *org, methods ...v1alpha1.AuthMethod) {
 	t.Helper()
 	ctx := context.Background()
-	spec := v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeSalesforce, BaseURL: v1alpha1.URL(o.URL()),
+	spec := v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeSalesforce, BaseURL: v1alpha1.EndpointURL(o.URL()),
 		AuthMethods: methods, Salesforce: &v1alpha1.SalesforceSpec{APIVersion: apiVersion},
 		RateLimit: v1alpha1.RateLimitSpec{RequestsPerSecond: 200, Burst: 200}}
 	for _, m := range methods {

@@ -168,7 +168,7 @@ func runScale(b *testing.B, size int) figures {
 	cnr := &v1alpha1.Connector{
 		ObjectMeta: metav1.ObjectMeta{Name: "scale-jira"},
 		Spec: v1alpha1.ConnectorSpec{
-			Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.URL(srv.URL),
+			Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.EndpointURL(srv.URL),
 			AuthMethods: []v1alpha1.AuthMethod{v1alpha1.AuthMethodAPIToken},
 			Defaults:    v1alpha1.ConnectorDefaults{ProbeInterval: &metav1.Duration{Duration: f.probeInterval}},
 		},

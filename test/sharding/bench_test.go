@@ -40,7 +40,7 @@ func BenchmarkShards(b *testing.B) {
 	fake.SetFault(atlassiantest.Fault{Latency: 100 * time.Millisecond})
 	must(b, k8s.Create(ctx, &v1alpha1.Connector{
 		ObjectMeta: metav1.ObjectMeta{Name: "jira"},
-		Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.URL(fake.URL()),
+		Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.EndpointURL(fake.URL()),
 			RateLimit: v1alpha1.RateLimitSpec{RequestsPerSecond: 1000, Burst: 1000}},
 	}))
 	// Each layout has shard names of its own, so no instance sees another layout's

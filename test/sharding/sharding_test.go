@@ -135,7 +135,7 @@ func TestTwoShards(t *testing.T) {
 		sites[name] = fake
 		must(t, k8s.Create(ctx, &v1alpha1.Connector{
 			ObjectMeta: metav1.ObjectMeta{Name: "jira-" + name},
-			Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.URL(fake.URL()),
+			Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypeJira, BaseURL: v1alpha1.EndpointURL(fake.URL()),
 				RateLimit: v1alpha1.RateLimitSpec{RequestsPerSecond: 1000, Burst: 1000}},
 		}))
 	}
