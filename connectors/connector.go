@@ -100,8 +100,11 @@ type Identity struct {
 	// date strings in queries in this zone.
 	TimeZone string
 	// Organization is the tenant the account belongs to, where the vendor names one
-	// (a Salesforce org Id).
+	// (a Salesforce org Id, a PostgreSQL database).
 	Organization string
+	// ServerVersion is the vendor's software version where it reports one (PostgreSQL's
+	// server_version).
+	ServerVersion string
 }
 
 // Container is a Jira project or a Confluence space.
