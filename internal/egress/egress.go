@@ -97,6 +97,10 @@ func (e *DeniedError) Error() string {
 	return "egress denied: " + subject + " " + e.Reason
 }
 
+// EgressDenied marks the refusal for code that may not import this package (connectors
+// match interface{ EgressDenied() bool } with errors.As).
+func (e *DeniedError) EgressDenied() bool { return true }
+
 // IsDenied reports whether err, or any error it wraps (*url.Error, *net.OpError, ...), is
 // a refusal by the guard.
 func IsDenied(err error) bool {
