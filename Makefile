@@ -70,7 +70,7 @@ lint: golangci-lint ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: manifests generate fmt vet control-plane ## Run every test, envtest suites included, against a real kube-apiserver, then each fuzz target briefly.
+test: manifests generate fmt vet control-plane postgres ## Run every test, envtest suites included, against a real kube-apiserver, then each fuzz target briefly.
 	go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) fuzz
 
@@ -82,7 +82,7 @@ fuzz: ## Run each fuzz target for FUZZTIME.
 	done
 
 .PHONY: bench
-bench: control-plane ## Run the benchmarks (figures for the issues' closing notes).
+bench: control-plane postgres ## Run the benchmarks (figures for the issues' closing notes).
 	go test -run='^$$' -bench=. -benchmem -count=1 -timeout=40m ./...
 
 .PHONY: verify
@@ -93,11 +93,11 @@ verify: manifests generate fmt chart-crds chart-rbac api-docs metrics-docs ## Fa
 		git status --porcelain; git --no-pager diff --stat; exit 1; fi
 
 .PHONY: dev
-dev: control-plane kubectl manifests ## Run everything locally: control plane, CRDs, fake Atlassian, samples, manager.
+dev: control-plane kubectl manifests postgres ## Run everything locally: control plane, CRDs, fake Atlassian, samples, manager.
 	go run ./hack/dev --assets $(ENVTEST_ASSETS) --kubectl $(LOCALBIN)/k8s/kubectl
 
 .PHONY: dev-smoke
-dev-smoke: control-plane kubectl manifests ## make dev, but exit once the samples reach their expected states (CI).
+dev-smoke: control-plane kubectl manifests postgres ## make dev, but exit once the samples reach their expected states (CI).
 	go run ./hack/dev --assets $(ENVTEST_ASSETS) --kubectl $(LOCALBIN)/k8s/kubectl --smoke
 
 ##@ Build
@@ -117,6 +117,10 @@ run: manifests generate ## Run the manager against the current kubeconfig.
 control-plane: $(ENVTEST_ASSETS)/kube-apiserver $(ENVTEST_ASSETS)/etcd ## Build kube-apiserver and etcd from source into bin/k8s.
 $(ENVTEST_ASSETS)/kube-apiserver $(ENVTEST_ASSETS)/etcd:
 	hack/build-control-plane.sh $(ENVTEST_ASSETS) $(K8S_VERSION) $(ETCD_VERSION)
+
+.PHONY: postgres
+postgres: ## Install the PostgreSQL server (Debian package) the tests start throwaway clusters with.
+	hack/install-postgres.sh
 
 .PHONY: kubectl
 kubectl: $(ENVTEST_ASSETS)/kubectl ## Build kubectl from source into bin/k8s (for make dev).

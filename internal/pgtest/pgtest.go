@@ -24,8 +24,8 @@
 // SIGKILL when its parent dies (Linux parent-death signal), even when the parent was SIGKILLed
 // and no cleanup ran, and its backends exit when they see the postmaster gone.
 //
-// The server binaries come from /usr/lib/postgresql/15/bin, else pg_config --bindir, else PATH;
-// `make postgres` installs them. PostgreSQL refuses to run as root, so under euid 0 the cluster
+// The server binaries come from /usr/lib/postgresql/15/bin, else pg_config --bindir, else the
+// newest /usr/lib/postgresql/<version>/bin, else PATH; `make postgres` installs them. PostgreSQL refuses to run as root, so under euid 0 the cluster
 // is owned by and run as the postgres user.
 package pgtest
 
@@ -43,6 +43,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -554,6 +555,14 @@ func findBinDir() (string, error) {
 			return dir, nil
 		}
 	}
+	// Another Debian major version, newest first.
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return pgMajor(dirs[i]) > pgMajor(dirs[j]) })
+	for _, dir := range dirs {
+		if isExec(filepath.Join(dir, "initdb")) && isExec(filepath.Join(dir, "postgres")) {
+			return dir, nil
+		}
+	}
 	if p, err := exec.LookPath("initdb"); err == nil {
 		dir := filepath.Dir(p)
 		if isExec(filepath.Join(dir, "postgres")) {
@@ -561,7 +570,13 @@ func findBinDir() (string, error) {
 		}
 	}
 	return "", errors.New("pgtest: PostgreSQL server binaries (initdb, postgres) not found in " + debian +
-		", pg_config --bindir or PATH; run `make postgres` to install them")
+		", pg_config --bindir, /usr/lib/postgresql/*/bin or PATH; run `make postgres` to install them")
+}
+
+// pgMajor is the version in /usr/lib/postgresql/<version>/bin (0 when not a number).
+func pgMajor(bin string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(bin)))
+	return n
 }
 
 func isExec(p string) bool {
