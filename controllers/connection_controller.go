@@ -73,6 +73,10 @@ type connectionScope struct {
 	// failed is the error of the step that ended the list early, nil while every step
 	// succeeded. reconcileSync, which always runs, reads it.
 	failed error
+	// client is the vendor client the credentials step built; probed says it also called
+	// the vendor (not only the memory).
+	client connectors.Client
+	probed bool
 }
 
 func (s *connectionScope) key() client.ObjectKey { return client.ObjectKeyFromObject(s.conn) }
@@ -94,14 +98,16 @@ func (r *ConnectionReconciler) steps() []connectionStep {
 	return []connectionStep{
 		{name: "connector", run: r.reconcileConnector},
 		{name: "credentials", run: r.reconcileCredentials},
+		{name: "resources", run: r.reconcileResources},
 		{name: "sync", run: r.reconcileSync, always: true},
 	}
 }
 
-// +kubebuilder:rbac:groups=connectors.unified.dev,resources=connections,verbs=get;list;watch
+// +kubebuilder:rbac:groups=connectors.unified.dev,resources=connections,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=connectors.unified.dev,resources=connections/status,verbs=patch
 // +kubebuilder:rbac:groups=connectors.unified.dev,resources=connectors,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -126,13 +132,13 @@ func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		return ctrl.Result{}, nil
 	}
-	// No finalizer: a Connection owns nothing outside the API server. One that is going
-	// (another controller's finalizer may keep it a while) stops syncing now.
+	// A Connection that is going stops syncing now, then releases what it holds at the
+	// vendor (a replication slot) before its finalizer goes.
 	if !conn.DeletionTimestamp.IsZero() {
 		if r.Sync != nil {
 			r.Sync.Remove(req.NamespacedName)
 		}
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.finalize(ctx, conn)
 	}
 	// A Connection's identity is its UID: a delete and re-create under the same name,
 	// coalesced in the workqueue, starts from nothing.
@@ -298,6 +304,7 @@ func (r *ConnectionReconciler) probe(ctx context.Context, s *connectionScope) er
 	}
 
 	res, err := r.Vendors.ClientFor(ctx, conn, connector)
+	s.client = res.Client
 	if err != nil {
 		if o := outcome.Classify(err); o != nil && o.Reason == v1alpha1.RefreshFailedReason {
 			r.Recorder.Eventf(conn, nil, corev1.EventTypeWarning, v1alpha1.RefreshFailedReason, "RefreshToken", "%s", o.Message)
@@ -353,9 +360,10 @@ func (r *ConnectionReconciler) probe(ctx context.Context, s *connectionScope) er
 		return o
 	}
 	r.memory.SetProbed(key, uid, inputs)
+	s.probed = true
 	probeLatency.WithLabelValues(string(connector.Spec.Type)).Observe(latency.Seconds())
 	identity := &v1alpha1.IdentityStatus{AccountID: id.AccountID, DisplayName: id.DisplayName,
-		Organization: clip(id.Organization, 64), TimeZone: clip(id.TimeZone, 64)}
+		Organization: clip(id.Organization, 64), TimeZone: clip(id.TimeZone, 64), ServerVersion: clip(id.ServerVersion, 64)}
 	// A probe a human asked for (requested-at) records its own time.
 	requested := inputs.requestedAt != "" && inputs.requestedAt != conn.Status.LastHandledReconcileAt
 	changed := requested || conn.Status.Identity == nil || *conn.Status.Identity != *identity ||

@@ -215,6 +215,11 @@ type IdentityStatus struct {
 	// +kubebuilder:validation:MaxLength=64
 	// +optional
 	TimeZone string `json:"timeZone,omitempty"`
+	// serverVersion is the vendor's software version, where it reports one (PostgreSQL's
+	// server_version).
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	ServerVersion string `json:"serverVersion,omitempty"`
 }
 
 // ProbeStatus is the outcome of the last successful probe that was recorded.

@@ -273,6 +273,15 @@ func (p Policy) checkURL(u *url.URL) error {
 	return p.checkHost(host)
 }
 
+// CheckHost checks a host name or IP literal before any I/O, as CheckURL checks a URL's
+// host: for destinations that are not URLs of http or https (a database's host).
+func (p Policy) CheckHost(host string) error {
+	if host == "" {
+		return &DeniedError{Reason: "the address has no host"}
+	}
+	return p.checkHost(host)
+}
+
 func (p Policy) checkHost(host string) error {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return p.checkAddr(host, a)

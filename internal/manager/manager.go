@@ -158,6 +158,8 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		Vendors:   &vendorhttp.Pool{Egress: vendorEgress},
 		Refresher: &oauth.Refresher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Holder: holder},
 		Namespace: opts.Namespace,
+		// Databases follow the sink policy (DESIGN.md, Egress).
+		DatabaseEgress: egress.Sink.WithAllowInsecure(opts.AllowInsecureVendorURLs),
 	}
 	conn := &controllers.ConnectionReconciler{
 		Client:   mgr.GetClient(),

@@ -104,6 +104,12 @@ func (r *runner) run(ctx context.Context, connector *v1alpha1.Connector, only ma
 	if err != nil {
 		return r.fail(err)
 	}
+	if st, ok := r.vendor.(connectors.Streamer); ok && st.Streaming() {
+		if err := r.stream(ctx, st); err != nil {
+			return r.fail(err)
+		}
+		return nil
+	}
 	if !r.w.getState().Synced {
 		r.w.setState(State{Reason: v1alpha1.ProgressingReason, Message: "syncing"})
 	}
@@ -221,10 +227,11 @@ func (r *runner) loadStatus(ctx context.Context) error {
 		r.w.hasStatus = !equality.Semantic.DeepEqual(live.Status, v1alpha1.ConnectionStatus{})
 	}
 	if req := r.conn.Spec.Sync.ResyncRequest; req != "" && req != r.w.status.LastHandledResyncRequest {
-		// Rewind every cursor to spec.sync.since.
+		// Rewind every cursor to spec.sync.since, and a stream to a new snapshot.
 		for i := range r.w.status.Containers {
 			r.w.status.Containers[i].Cursor = ""
 		}
+		r.w.status.Position = ""
 		r.w.status.LastHandledResyncRequest = req
 	}
 	return nil
@@ -282,6 +289,71 @@ func (r *runner) containers(ctx context.Context) ([]connectors.Container, error)
 	r.w.status.Containers = keep
 	r.seenCap = seenCap(len(all))
 	return all, nil
+}
+
+// stream syncs a Connection whose source hands out an ordered change log: the
+// provider's Stream runs until ctx ends or it fails, and the engine delivers each batch
+// and stores its position (status.sync.position) once the sink acknowledged it. The
+// provider confirms a position at its source only after deliver returned, so a crash
+// repeats at most what was acknowledged since the last confirmation. status.sync is
+// written only when a position moved (throttled as the per-container cursors are), and
+// once when the stream first catches up: an idle stream writes nothing.
+func (r *runner) stream(ctx context.Context, st connectors.Streamer) error {
+	r.w.mu.Lock()
+	from := r.w.status.Position
+	r.w.mu.Unlock()
+	if !r.w.getState().Synced {
+		r.w.setState(State{Reason: v1alpha1.ProgressingReason, Message: "streaming changes"})
+	}
+	moved := false
+	return st.Stream(ctx, from, func(ctx context.Context, b connectors.StreamBatch) error {
+		if len(b.Items) > 0 {
+			if err := r.deliver(ctx, b.Items); err != nil {
+				return err
+			}
+		}
+		counts := map[string]int{}
+		for _, it := range b.Items {
+			counts[it.Container]++
+		}
+		now := metav1.NewTime(time.Now().Truncate(time.Second))
+		r.w.mu.Lock()
+		if b.Position != "" && b.Position != r.w.status.Position {
+			r.w.status.Position = b.Position
+			moved = true
+		}
+		for key, n := range counts {
+			if cs := r.containerStatus(key); cs != nil {
+				cs.ItemsDelivered += int64(n)
+				cs.LastSyncTime = &now
+			}
+		}
+		r.w.status.ItemsDelivered += int64(len(b.Items))
+		caughtUpFirst := b.CaughtUp && !r.w.state.Synced
+		if moved || caughtUpFirst {
+			r.w.status.LastSyncTime = &now
+			if b.CaughtUp {
+				r.w.status.LastSuccessfulSyncTime = &now
+			}
+		}
+		r.w.mu.Unlock()
+		itemsDelivered.WithLabelValues(r.conn.Namespace, r.conn.Name).Add(float64(len(b.Items)))
+		r.mu.Lock()
+		r.unpersisted += len(b.Items)
+		r.mu.Unlock()
+		if caughtUpFirst {
+			r.w.setState(State{Reason: v1alpha1.SucceededReason, Synced: true,
+				Message: fmt.Sprintf("%d items delivered; streaming", r.itemsDelivered())})
+		}
+		if !moved && !caughtUpFirst {
+			return nil
+		}
+		persisted, err := r.persistIfDue(ctx, caughtUpFirst)
+		if persisted {
+			moved = false
+		}
+		return err
+	})
 }
 
 // syncContainer delivers what changed in one container since its cursor.
@@ -500,6 +572,12 @@ func (r *runner) post(ctx context.Context, events []cloudevents.Event) error {
 // PersistEveryItems items were acknowledged since the last write: a crash repeats at most
 // that many items (or that long a window), whichever comes first.
 func (r *runner) persist(ctx context.Context, final bool) error {
+	_, err := r.persistIfDue(ctx, final)
+	return err
+}
+
+// persistIfDue is persist, also saying whether it wrote.
+func (r *runner) persistIfDue(ctx context.Context, final bool) (bool, error) {
 	r.mu.Lock()
 	due := final || time.Since(r.lastPersist) >= r.e.persistEvery() || r.unpersisted >= r.e.persistEveryItems()
 	if due {
@@ -508,7 +586,7 @@ func (r *runner) persist(ctx context.Context, final bool) error {
 	}
 	r.mu.Unlock()
 	if !due {
-		return nil
+		return false, nil
 	}
 	r.w.mu.Lock()
 	st, hasStatus := r.w.status.DeepCopy(), r.w.hasStatus
@@ -523,7 +601,7 @@ func (r *runner) persist(ctx context.Context, final bool) error {
 		r.w.hasStatus = true
 		r.w.mu.Unlock()
 	}
-	return client.IgnoreNotFound(err)
+	return true, client.IgnoreNotFound(err)
 }
 
 // patchSync writes st as status.sync of the Connection this worker syncs, and of no

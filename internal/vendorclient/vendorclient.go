@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/unified-connectors/connector-operator/api/v1alpha1"
 	"github.com/unified-connectors/connector-operator/connectors"
+	"github.com/unified-connectors/connector-operator/internal/egress"
 	"github.com/unified-connectors/connector-operator/internal/oauth"
 	"github.com/unified-connectors/connector-operator/internal/outcome"
 	"github.com/unified-connectors/connector-operator/internal/vendorhttp"
@@ -54,8 +56,13 @@ type Factory struct {
 	Vendors *vendorhttp.Pool
 	// Refresher keeps OAuth2 access tokens fresh.
 	Refresher *oauth.Refresher
-	// Namespace is the operator's namespace, home of the OAuth2 client Secrets.
+	// Namespace is the operator's namespace, home of the OAuth2 client Secrets and of
+	// the ConfigMaps and Secrets a Connector's settings name (a CA bundle).
 	Namespace string
+	// DatabaseEgress guards vendors whose Description says EgressDatabase: the sink
+	// policy (private addresses allowed, link-local never, loopback only with
+	// --allow-insecure-vendor-urls), checked on the baseURL's host and at every dial.
+	DatabaseEgress egress.Policy
 
 	clientTokens clientTokens
 }
@@ -72,7 +79,7 @@ type Resolved struct {
 // ClientFor returns the client of conn, which uses connector. Failures are *Problem,
 // except API server errors, which callers retry.
 func (f *Factory) ClientFor(ctx context.Context, conn *v1alpha1.Connection, connector *v1alpha1.Connector) (Resolved, error) {
-	if err := f.checkURL(string(connector.Spec.BaseURL)); err != nil {
+	if err := f.checkBaseURL(connector); err != nil {
 		return Resolved{}, err
 	}
 	secret, err := ReadSecret(ctx, f.Reader, conn.Namespace, conn.Spec.Auth.SecretRef.Name)
@@ -100,7 +107,9 @@ func (f *Factory) ClientFor(ctx context.Context, conn *v1alpha1.Connection, conn
 			}
 			maps.Copy(c.Values, tok.Fields)
 		}
-		vc, err := provider.NewClient(Config(connector, c, http))
+		cfg := f.config(connector, c, http)
+		cfg.Key, cfg.Connection = key, conn
+		vc, err := provider.NewClient(cfg)
 		if err != nil {
 			return nil, problem(v1alpha1.ConnectorNotReadyReason, "Connector %q: %v", connector.Name, err)
 		}
@@ -170,10 +179,17 @@ func (f *Factory) tokenSource(ctx context.Context, conn *v1alpha1.Connection, co
 	}
 }
 
-// Forget drops what the factory keeps for a deleted Connection.
+// Forget drops what the factory and the providers keep for a deleted Connection.
 func (f *Factory) Forget(conn client.ObjectKey) {
 	f.Vendors.Forget(conn.String())
 	f.forgetClientToken(conn.String())
+	for _, typ := range connectors.Types() {
+		if p, ok := connectors.Get(typ); ok {
+			if cf, ok := p.(connectors.ConnectionForgetter); ok {
+				cf.ForgetConnection(conn.String())
+			}
+		}
+	}
 }
 
 // CheckURL applies the egress rules that need no DNS (https only unless
@@ -186,6 +202,67 @@ func (f *Factory) checkURL(raw string) error {
 	return nil
 }
 
+// checkBaseURL applies the egress rules to the Connector's baseURL: a SaaS vendor's as
+// checkURL does, a database's host under DatabaseEgress (its scheme is the provider's to
+// check).
+func (f *Factory) checkBaseURL(connector *v1alpha1.Connector) error {
+	raw := string(connector.Spec.BaseURL)
+	if desc, ok := connectors.Describe(string(connector.Spec.Type)); !ok || desc.Egress != connectors.EgressDatabase {
+		return f.checkURL(raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return problem(v1alpha1.EgressDeniedReason, "egress denied: the baseURL is not valid")
+	}
+	if u.User != nil {
+		return problem(v1alpha1.EgressDeniedReason, "egress denied: %s has userinfo in the URL, which is refused; put credentials in the Connection's Secret", u.Hostname())
+	}
+	if err := f.DatabaseEgress.CheckHost(u.Hostname()); err != nil {
+		return problem(v1alpha1.EgressDeniedReason, "%v", err)
+	}
+	return nil
+}
+
+// config is Config with what the factory adds: the database dialer, the insecure flag
+// and the reader of the Connector's ConfigMap and Secret keys.
+func (f *Factory) config(connector *v1alpha1.Connector, creds connectors.Credentials, http connectors.Doer) connectors.Config {
+	cfg := Config(connector, creds, http)
+	cfg.Dial = f.DatabaseEgress.DialContext
+	cfg.AllowInsecure = f.DatabaseEgress.AllowInsecure
+	cfg.ReadRef = f.readRef
+	return cfg
+}
+
+// readRef reads one key of a ConfigMap or Secret in the operator's namespace, live (the
+// cache holds neither). Missing objects and keys are stalling Problems naming them.
+func (f *Factory) readRef(ctx context.Context, ref v1alpha1.KeyReference) ([]byte, error) {
+	key := client.ObjectKey{Namespace: f.Namespace, Name: ref.Name}
+	if ref.Kind == "Secret" {
+		s, err := ReadSecret(ctx, f.Reader, key.Namespace, key.Name)
+		if err != nil {
+			return nil, err
+		}
+		if len(s.Data[ref.Key]) == 0 {
+			return nil, problem(v1alpha1.ConnectorNotReadyReason, "Secret %s/%s has no key %q", key.Namespace, key.Name, ref.Key)
+		}
+		return s.Data[ref.Key], nil
+	}
+	var cm corev1.ConfigMap
+	if err := f.Reader.Get(ctx, key, &cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, problem(v1alpha1.ConnectorNotReadyReason, "ConfigMap %s/%s not found", key.Namespace, key.Name)
+		}
+		return nil, err
+	}
+	if v, ok := cm.Data[ref.Key]; ok && v != "" {
+		return []byte(v), nil
+	}
+	if v := cm.BinaryData[ref.Key]; len(v) > 0 {
+		return v, nil
+	}
+	return nil, problem(v1alpha1.ConnectorNotReadyReason, "ConfigMap %s/%s has no key %q", key.Namespace, key.Name, ref.Key)
+}
+
 // CheckConnector validates what can be checked of a Connector without calling its
 // vendor: registered type, static config, egress rules and the OAuth2 client Secret.
 // It returns the provider's warnings.
@@ -194,10 +271,10 @@ func (f *Factory) CheckConnector(ctx context.Context, connector *v1alpha1.Connec
 	if !ok {
 		return nil, problem(v1alpha1.ConnectorNotReadyReason, "no connector registered for type %q (have %v)", connector.Spec.Type, connectors.Types())
 	}
-	if err := f.checkURL(string(connector.Spec.BaseURL)); err != nil {
+	if err := f.checkBaseURL(connector); err != nil {
 		return nil, err
 	}
-	warnings, err := provider.Validate(Config(connector, connectors.Credentials{}, nil))
+	warnings, err := provider.Validate(f.config(connector, connectors.Credentials{}, nil))
 	if err != nil {
 		return nil, problem(v1alpha1.ConnectorNotReadyReason, "invalid Connector: %w", err)
 	}
