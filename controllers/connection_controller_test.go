@@ -43,7 +43,7 @@ func newSite(ctx context.Context, typ v1alpha1.ConnectorType, mutate ...func(*v1
 		ObjectMeta: metav1.ObjectMeta{Name: "site-" + rand.String(6)},
 		Spec: v1alpha1.ConnectorSpec{
 			Type:        typ,
-			BaseURL: v1alpha1.EndpointURL(fake.URL()),
+			BaseURL:     v1alpha1.EndpointURL(fake.URL()),
 			AuthMethods: []v1alpha1.AuthMethod{v1alpha1.AuthMethodAPIToken, v1alpha1.AuthMethodPAT},
 		},
 	}

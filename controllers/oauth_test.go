@@ -34,7 +34,7 @@ var _ = Describe("OAuth2 Connection", func() {
 				Scopes:          []string{"read:jira-work", "offline_access"},
 				AuthorizeURL:    v1alpha1.URL(fakeURL + "/authorize"),
 				TokenURL:        v1alpha1.URL(fakeURL + "/oauth/token"),
-				APIBaseURL: v1alpha1.URL(fakeURL),
+				APIBaseURL:      v1alpha1.URL(fakeURL),
 			}
 		})
 		s.fake.AddOAuthClient(clientID, clientSecret)

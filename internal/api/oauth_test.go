@@ -33,7 +33,7 @@ func (s *suite) oauthSite(t *testing.T) *site {
 			Scopes:          []string{"read:jira-work", "read:jira-user", "offline_access"},
 			AuthorizeURL:    v1alpha1.URL(fakeURL + "/authorize"),
 			TokenURL:        v1alpha1.URL(fakeURL + "/oauth/token"),
-			APIBaseURL: v1alpha1.URL(fakeURL),
+			APIBaseURL:      v1alpha1.URL(fakeURL),
 		}
 	})
 	st.fake.AddOAuthClient(clientID, clientSecret, s.baseURL+"/oauth/v1/callback")

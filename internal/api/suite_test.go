@@ -316,7 +316,7 @@ func (s *suite) newSite(t testing.TB, typ v1alpha1.ConnectorType, mutate ...func
 		ObjectMeta: metav1.ObjectMeta{Name: "site-" + rand.String(6)},
 		Spec: v1alpha1.ConnectorSpec{
 			Type:        typ,
-			BaseURL: v1alpha1.EndpointURL(fake.URL()),
+			BaseURL:     v1alpha1.EndpointURL(fake.URL()),
 			AuthMethods: []v1alpha1.AuthMethod{v1alpha1.AuthMethodAPIToken},
 			// The API's own figures, not the rate limit's, are what the tests look at.
 			RateLimit: v1alpha1.RateLimitSpec{RequestsPerSecond: 1000, Burst: 10000},
