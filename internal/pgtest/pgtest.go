@@ -162,13 +162,12 @@ func New(opts Options) (*Server, error) {
 	if err := s.startFreePort(ctx); err != nil {
 		return nil, fmt.Errorf("%w\n(cluster files kept in %s)", err, dir)
 	}
+	ok = true
 	for _, db := range opts.Databases {
 		if err := s.CreateDatabase(ctx, db); err != nil {
-			_ = os.RemoveAll(dir)
-			return nil, err
+			return nil, errors.Join(err, s.Close())
 		}
 	}
-	ok = true
 	return s, nil
 }
 

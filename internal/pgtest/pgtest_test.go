@@ -146,6 +146,28 @@ func TestStartConfiguresAndCloseRemovesEverything(t *testing.T) {
 	}
 }
 
+func TestStartFailureShowsTheLog(t *testing.T) {
+	_, err := New(Options{Settings: []string{"max_connections = plenty"}})
+	if err == nil {
+		t.Fatal("New with a bad setting succeeded")
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, "(cluster files kept in "); i >= 0 {
+		dir := strings.TrimSuffix(msg[i+len("(cluster files kept in "):], ")")
+		if _, serr := os.Stat(filepath.Join(dir, "postgres.log")); serr != nil {
+			t.Errorf("log of the failed start not kept: %v", serr)
+		}
+		if strings.HasPrefix(dir, os.TempDir()) || strings.HasPrefix(dir, "/tmp/") {
+			_ = os.RemoveAll(dir)
+		}
+	} else {
+		t.Errorf("start error does not say where the files are: %v", err)
+	}
+	if !strings.Contains(msg, `invalid value for parameter "max_connections"`) {
+		t.Errorf("start error lacks the server's complaint from its log: %v", err)
+	}
+}
+
 func TestTLSVerifyFullWithCAAndNotWithOtherCA(t *testing.T) {
 	ctx := testContext(t)
 	c, err := connect(ctx, t, shared.SuperDSN("app"))
@@ -332,6 +354,16 @@ func TestKillDropsConnectionsAndRestartRecovers(t *testing.T) {
 		t.Error("a new connection succeeded after Kill")
 	}
 
+	// A port taken meanwhile is retried, then reported; DSNs handed out keep their port.
+	l, err := net.Listen("tcp", net.JoinHostPort(s.Host, strconv.Itoa(s.Port)))
+	if err != nil {
+		t.Fatalf("listen on the killed server's port: %v", err)
+	}
+	err = s.Restart()
+	_ = l.Close()
+	if err == nil || !strings.Contains(err.Error(), "stays taken") {
+		t.Errorf("Restart with the port taken: err = %v, want stays taken", err)
+	}
 	if err := s.Restart(); err != nil {
 		t.Fatalf("Restart: %v", err)
 	}
