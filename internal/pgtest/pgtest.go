@@ -93,7 +93,6 @@ type Server struct {
 	bin      string
 	cred     *syscall.Credential
 	ca       *authority
-	settings []string
 
 	mu      sync.Mutex
 	proc    *os.Process
@@ -146,7 +145,7 @@ func New(opts Options) (*Server, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			s.stopProcess()
+			_ = s.stopProcess()
 			if s.logFile != nil {
 				_ = s.logFile.Close()
 			}
@@ -325,7 +324,7 @@ func (s *Server) start(ctx context.Context, port int) error {
 			}
 			return fmt.Errorf("pgtest: postgres exited at start (%s); log tail:\n%s", cmd.ProcessState, tail(log, logTailBytes))
 		case <-ctx.Done():
-			s.stopProcess()
+			_ = s.stopProcess()
 			return fmt.Errorf("pgtest: postgres did not accept connections within %s (last: %v); log tail:\n%s",
 				startTimeout, err, tail(readFrom(s.LogFile, before), logTailBytes))
 		case <-tick.C:
