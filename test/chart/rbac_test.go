@@ -76,8 +76,9 @@ var writable = map[string]string{
 	// spent states (valid on any replica) in Secrets of the operator's namespace.
 	"/secrets update": "OAuth2 tokens written back (refresh, callback); state Secrets",
 	"/secrets create": "OAuth2 callback: the Connection's token Secret when absent; state key and spent states",
-	// DESIGN.md Webhook receiver: the request reaches the leader through an annotation.
-	"connectors.unified.dev/connections patch": "webhook receiver annotates the Connection",
+	// DESIGN.md Webhook receiver: the request reaches the leader through an annotation;
+	// Connectors beyond Atlassian: the replication-slot finalizer.
+	"connectors.unified.dev/connections patch": "webhook receiver annotates the Connection; finalizers of vendor resources",
 	// Status through one patch path (STYLE.md 8); never the spec.
 	"connectors.unified.dev/connections/status patch": "Connection status",
 	"connectors.unified.dev/connectors/status patch":  "Connector status",
