@@ -82,6 +82,20 @@ func queryString(ctx context.Context, t *testing.T, c *pgx.Conn, sql string) str
 	return v
 }
 
+// createRole creates a role on the shared server and drops it when the test ends, so tests
+// repeat (-count).
+func createRole(ctx context.Context, t *testing.T, name, password string, attrs ...string) {
+	t.Helper()
+	if err := shared.CreateRole(ctx, name, password, attrs...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := shared.Exec(context.Background(), "postgres", "DROP ROLE "+pgx.Identifier{name}.Sanitize()); err != nil {
+			t.Errorf("drop role %s: %v", name, err)
+		}
+	})
+}
+
 func writeFile(t *testing.T, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
@@ -213,9 +227,7 @@ func TestTLSVerifyFullWithCAAndNotWithOtherCA(t *testing.T) {
 func TestCreateRoleLogsInWithSCRAM(t *testing.T) {
 	ctx := testContext(t)
 	const password = `it's "secret" \ pw`
-	if err := shared.CreateRole(ctx, "Repl User", password, "REPLICATION"); err != nil {
-		t.Fatal(err)
-	}
+	createRole(ctx, t, "Repl User", password, "REPLICATION")
 	cfg := must(pgx.ParseConfig(shared.SuperDSN("app")))
 	cfg.User, cfg.Password = "Repl User", password
 	c, err := pgx.ConnectConfig(ctx, cfg)
@@ -279,7 +291,8 @@ func TestLogicalReplicationSlot(t *testing.T) {
 	ctx := testContext(t)
 	c := must(shared.SuperConn(ctx, "app"))
 	defer func() { _ = c.Close(ctx) }()
-	if _, err := c.Exec(ctx, "SELECT pg_create_logical_replication_slot('t', 'pgoutput')"); err != nil {
+	var lsn string
+	if err := c.QueryRow(ctx, "SELECT lsn::text FROM pg_create_logical_replication_slot('t', 'pgoutput')").Scan(&lsn); err != nil {
 		t.Fatalf("create logical slot: %v", err)
 	}
 	if _, err := c.Exec(ctx, "SELECT pg_drop_replication_slot('t')"); err != nil {
@@ -288,9 +301,7 @@ func TestLogicalReplicationSlot(t *testing.T) {
 
 	// A REPLICATION role reaches the walsender over TLS, both logical (replication=database)
 	// and physical (replication=true, the pg_hba "replication" lines).
-	if err := shared.CreateRole(ctx, "walsender", "walsender-pw", "REPLICATION"); err != nil {
-		t.Fatal(err)
-	}
+	createRole(ctx, t, "walsender", "walsender-pw", "REPLICATION")
 	for _, mode := range []string{"database", "true"} {
 		cfg := must(pgconn.ParseConfig(shared.SuperDSN("app") + "&replication=" + mode))
 		cfg.User, cfg.Password = "walsender", "walsender-pw"
@@ -313,9 +324,7 @@ func TestClientCertAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := shared.CreateRole(ctx, "certuser", "certuser-pw"); err != nil {
-		t.Fatal(err)
-	}
+	createRole(ctx, t, "certuser", "certuser-pw")
 	cfg := must(pgx.ParseConfig(shared.SuperDSN("app") + "&sslcert=" + url.QueryEscape(writeFile(t, "tls.crt", certPEM)) +
 		"&sslkey=" + url.QueryEscape(writeFile(t, "tls.key", keyPEM))))
 	cfg.User, cfg.Password = "certuser", "certuser-pw"
