@@ -108,6 +108,8 @@ type Options struct {
 	// Settings are extra postgresql.conf lines ("max_connections = 50"); they come after, and so
 	// override, the package's own.
 	Settings []string
+	// Port is the loopback port to listen on (make dev's fixed address); 0 picks a free one.
+	Port int
 }
 
 // Start is New for a test: the server is closed by t.Cleanup, and a start failure is t.Fatal.
@@ -158,7 +160,11 @@ func New(opts Options) (*Server, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := s.startFreePort(ctx); err != nil {
+	start := s.startFreePort
+	if opts.Port != 0 {
+		start = func(ctx context.Context) error { return s.start(ctx, opts.Port) }
+	}
+	if err := start(ctx); err != nil {
 		return nil, fmt.Errorf("%w\n(cluster files kept in %s)", err, dir)
 	}
 	ok = true
