@@ -90,9 +90,11 @@ func measurePipeline(b *testing.B, want int, vendorRate float64, connect func(si
 	steadyRate := items / steady.Seconds()
 	b.ReportMetric(pipeline, "items/s")
 	b.ReportMetric(steadyRate, "steady_items/s")
-	b.ReportMetric(vendorRate, "vendor_items/s")
-	b.ReportMetric(100*pipeline/vendorRate, "%_of_vendor")
-	b.ReportMetric(100*steadyRate/vendorRate, "steady_%_of_vendor")
+	if vendorRate > 0 {
+		b.ReportMetric(vendorRate, "vendor_items/s")
+		b.ReportMetric(100*pipeline/vendorRate, "%_of_vendor")
+		b.ReportMetric(100*steadyRate/vendorRate, "steady_%_of_vendor")
+	}
 	b.ReportMetric(1000*writes/items, "status_writes/1000items")
 }
 
