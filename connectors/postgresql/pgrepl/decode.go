@@ -1,6 +1,7 @@
 package pgrepl
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/jackc/pglogrepl"
@@ -42,7 +43,64 @@ func parse(data []byte) (m pglogrepl.Message, err error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("empty pgoutput message")
 	}
+	if !lengthsFit(data) {
+		return nil, fmt.Errorf("malformed pgoutput message %q: a length runs past its end", data[0])
+	}
 	return pglogrepl.Parse(data)
+}
+
+// lengthsFit checks the counts and lengths pglogrepl allocates by before it reads (a relation
+// count in Truncate, value lengths in tuples) against the message's size, so a forged length
+// cannot make it allocate gigabytes.
+func lengthsFit(data []byte) bool {
+	b := data[1:]
+	switch data[0] {
+	case 'T':
+		return len(b) >= 5 && uint64(binary.BigEndian.Uint32(b))*4 <= uint64(len(b)-5)
+	case 'I', 'D':
+		return len(b) >= 5 && tupleFits(b[5:]) >= 0
+	case 'U':
+		if len(b) < 5 {
+			return false
+		}
+		rest := b[5:]
+		if b[4] == 'K' || b[4] == 'O' {
+			n := tupleFits(rest)
+			if n < 0 || n >= len(rest) {
+				return false
+			}
+			rest = rest[n+1:] // the new tuple's 'N'
+		}
+		return tupleFits(rest) >= 0
+	}
+	return true
+}
+
+// tupleFits returns the size of the TupleData at the start of b, or -1 when it runs past b.
+func tupleFits(b []byte) int {
+	if len(b) < 2 {
+		return -1
+	}
+	n, off := int(binary.BigEndian.Uint16(b)), 2
+	for range n {
+		if off >= len(b) {
+			return -1
+		}
+		kind := b[off]
+		off++
+		if kind == pglogrepl.TupleDataTypeText || kind == pglogrepl.TupleDataTypeBinary {
+			if len(b)-off < 4 {
+				return -1
+			}
+			l := uint64(binary.BigEndian.Uint32(b[off:]))
+			off += 4
+			if l > uint64(len(b)-off) {
+				return -1
+			}
+			off += int(l)
+		}
+	}
+	return off
 }
 
 // decode applies one pgoutput message to the stream's state.

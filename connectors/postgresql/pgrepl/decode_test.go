@@ -14,21 +14,21 @@ import (
 )
 
 func TestDecodeRowChanges(t *testing.T) {
-	exec(t, srv, `CREATE TYPE mood AS ENUM ('calm', 'busy');
+	exec(t, srv(t), `CREATE TYPE mood AS ENUM ('calm', 'busy');
 		CREATE TABLE "Typed Rows" (
 			tenant text, id int, n numeric, ts timestamptz, doc jsonb, flag bool, raw bytea,
 			tags text[], note text, big bigint, m mood, PRIMARY KEY (tenant, id))`)
-	c, rc := newCDC(t, srv, "dec", TableName{"public", "Typed Rows"})
+	c, rc := newCDC(t, srv(t), "dec", TableName{"public", "Typed Rows"})
 	st := c.start(rc, StreamOptions{})
 
-	exec(t, srv, `INSERT INTO "Typed Rows" VALUES
+	exec(t, srv(t), `INSERT INTO "Typed Rows" VALUES
 		('acme', 1, 12345.678901234567890, '2024-05-06 07:08:09.123456+02', '{"a": [1, "x"], "b": null}', true,
 		 '\x00ff10', '{"x", "y z", NULL}', 'it''s', 9007199254740993, 'busy'),
 		('acme', 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`)
-	exec(t, srv, `UPDATE "Typed Rows" SET note = 'changed' WHERE tenant = 'acme' AND id = 1`)
-	exec(t, srv, `UPDATE "Typed Rows" SET id = 3 WHERE tenant = 'acme' AND id = 2`)
-	exec(t, srv, `DELETE FROM "Typed Rows" WHERE tenant = 'acme' AND id = 1`)
-	exec(t, srv, `TRUNCATE "Typed Rows"`)
+	exec(t, srv(t), `UPDATE "Typed Rows" SET note = 'changed' WHERE tenant = 'acme' AND id = 1`)
+	exec(t, srv(t), `UPDATE "Typed Rows" SET id = 3 WHERE tenant = 'acme' AND id = 2`)
+	exec(t, srv(t), `DELETE FROM "Typed Rows" WHERE tenant = 'acme' AND id = 1`)
+	exec(t, srv(t), `TRUNCATE "Typed Rows"`)
 
 	tx := commits(t, st, 5)
 	table := TableName{"public", "Typed Rows"}
@@ -101,12 +101,12 @@ func TestDecodeRowChanges(t *testing.T) {
 }
 
 func TestReplicaIdentityFull(t *testing.T) {
-	exec(t, srv, `CREATE TABLE full_rows (id int, v text); ALTER TABLE full_rows REPLICA IDENTITY FULL;
+	exec(t, srv(t), `CREATE TABLE full_rows (id int, v text); ALTER TABLE full_rows REPLICA IDENTITY FULL;
 		INSERT INTO full_rows VALUES (1, 'a')`)
-	c, rc := newCDC(t, srv, "full", TableName{"public", "full_rows"})
+	c, rc := newCDC(t, srv(t), "full", TableName{"public", "full_rows"})
 	st := c.start(rc, StreamOptions{})
-	exec(t, srv, `UPDATE full_rows SET v = 'b'`)
-	exec(t, srv, `DELETE FROM full_rows`)
+	exec(t, srv(t), `UPDATE full_rows SET v = 'b'`)
+	exec(t, srv(t), `DELETE FROM full_rows`)
 	tx := commits(t, st, 2)
 	up, del := tx[0][0], tx[1][0]
 	// FULL: every column is the key, and the whole old row comes along.
@@ -119,14 +119,14 @@ func TestReplicaIdentityFull(t *testing.T) {
 }
 
 func TestToastedColumnUnchanged(t *testing.T) {
-	exec(t, srv, `CREATE TABLE docs (id int PRIMARY KEY, title text, body text);
+	exec(t, srv(t), `CREATE TABLE docs (id int PRIMARY KEY, title text, body text);
 		ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL`)
-	c, rc := newCDC(t, srv, "toast", TableName{"public", "docs"})
+	c, rc := newCDC(t, srv(t), "toast", TableName{"public", "docs"})
 	st := c.start(rc, StreamOptions{})
 	body := strings.Repeat("0123456789", 1000) // 10 kB, stored out of line uncompressed
-	exec(t, srv, `INSERT INTO docs VALUES (1, 'first', $1)`, body)
-	exec(t, srv, `UPDATE docs SET title = 'second' WHERE id = 1`)
-	exec(t, srv, `UPDATE docs SET body = $1 WHERE id = 1`, body+"!")
+	exec(t, srv(t), `INSERT INTO docs VALUES (1, 'first', $1)`, body)
+	exec(t, srv(t), `UPDATE docs SET title = 'second' WHERE id = 1`)
+	exec(t, srv(t), `UPDATE docs SET body = $1 WHERE id = 1`, body+"!")
 	tx := commits(t, st, 3)
 	if ins := tx[0][0]; ins.Values[2] != body || ins.Unchanged[2] {
 		t.Fatalf("insert carries the body: %d bytes, unchanged %v", len(ins.Values[2].(string)), ins.Unchanged[2])
@@ -141,11 +141,11 @@ func TestToastedColumnUnchanged(t *testing.T) {
 }
 
 func TestRelationChangesMidStream(t *testing.T) {
-	exec(t, srv, `CREATE TABLE grows (id int PRIMARY KEY)`)
-	c, rc := newCDC(t, srv, "grows", TableName{"public", "grows"})
+	exec(t, srv(t), `CREATE TABLE grows (id int PRIMARY KEY)`)
+	c, rc := newCDC(t, srv(t), "grows", TableName{"public", "grows"})
 	st := c.start(rc, StreamOptions{})
-	exec(t, srv, `INSERT INTO grows VALUES (1)`)
-	exec(t, srv, `ALTER TABLE grows ADD COLUMN label text DEFAULT 'x'; INSERT INTO grows VALUES (2, 'two')`)
+	exec(t, srv(t), `INSERT INTO grows VALUES (1)`)
+	exec(t, srv(t), `ALTER TABLE grows ADD COLUMN label text DEFAULT 'x'; INSERT INTO grows VALUES (2, 'two')`)
 	tx := commits(t, st, 2)
 	if a, b := tx[0][0], tx[1][0]; len(a.Columns) != 1 || !slices.Equal(b.Columns, []string{"id", "label"}) || b.Values[1] != "two" {
 		t.Fatalf("before and after ADD COLUMN: %+v / %+v", a, b)
@@ -154,16 +154,16 @@ func TestRelationChangesMidStream(t *testing.T) {
 
 func TestConcurrentTransactionsArriveInCommitOrder(t *testing.T) {
 	ctx := testCtx(t)
-	exec(t, srv, `CREATE TABLE events (id int PRIMARY KEY, who text)`)
-	c, rc := newCDC(t, srv, "order", TableName{"public", "events"})
+	exec(t, srv(t), `CREATE TABLE events (id int PRIMARY KEY, who text)`)
+	c, rc := newCDC(t, srv(t), "order", TableName{"public", "events"})
 	st := c.start(rc, StreamOptions{})
 
-	first, err := srv.SuperConn(ctx, db)
+	first, err := srv(t).SuperConn(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close(context.Background())
-	second, err := srv.SuperConn(ctx, db)
+	second, err := srv(t).SuperConn(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}

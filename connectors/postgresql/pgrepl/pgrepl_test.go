@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,24 +19,35 @@ import (
 	"github.com/unified-connectors/connector-operator/internal/pgtest"
 )
 
-// srv is the server most tests share (each with its own tables, publication and slot); the
-// lost-slot test starts its own, with a small max_slot_wal_keep_size.
-var srv *pgtest.Server
+// shared is the server most tests share (each with its own tables, publication and slot),
+// started by the first test that needs it (the unit and fuzz tests do not); the lost-slot test
+// starts its own, with a small max_slot_wal_keep_size.
+var shared struct {
+	once sync.Once
+	s    *pgtest.Server
+	err  error
+}
 
 const db = "app"
 
-func TestMain(m *testing.M) {
-	s, err := pgtest.New(pgtest.Options{Databases: []string{db}})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+// srv is the shared server.
+func srv(t *testing.T) *pgtest.Server {
+	t.Helper()
+	shared.once.Do(func() { shared.s, shared.err = pgtest.New(pgtest.Options{Databases: []string{db}}) })
+	if shared.err != nil {
+		t.Fatal(shared.err)
 	}
-	srv = s
+	return shared.s
+}
+
+func TestMain(m *testing.M) {
 	code := m.Run()
-	if err := s.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		if code == 0 {
-			code = 1
+	if shared.s != nil {
+		if err := shared.s.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			if code == 0 {
+				code = 1
+			}
 		}
 	}
 	os.Exit(code)
@@ -101,7 +113,7 @@ func replication(t *testing.T, s *pgtest.Server, user, password string) *pgconn.
 	return rc
 }
 
-// cdc is one Connection's worth of replication on srv: publication, slot and their cleanup.
+// cdc is one Connection's worth of replication on a server: publication, slot and their cleanup.
 type cdc struct {
 	t          *testing.T
 	s          *pgtest.Server
@@ -255,10 +267,10 @@ func publicationTables(t *testing.T, conn *pgx.Conn, pub string) []string {
 
 func TestPublication(t *testing.T) {
 	ctx := testCtx(t)
-	exec(t, srv, `CREATE SCHEMA "Odd Schema"; CREATE TABLE pub_a (id int PRIMARY KEY);
+	exec(t, srv(t), `CREATE SCHEMA "Odd Schema"; CREATE TABLE pub_a (id int PRIMARY KEY);
 		CREATE TABLE "Odd Schema"."Tab""le" (id int PRIMARY KEY); CREATE TABLE pub_nokey (v int);
 		CREATE TABLE pub_full (v int); ALTER TABLE pub_full REPLICA IDENTITY FULL`)
-	conn := regular(t, srv, "", "") // read-only by default: the DDL needs its READ WRITE transaction
+	conn := regular(t, srv(t), "", "") // read-only by default: the DDL needs its READ WRITE transaction
 	a := TableName{"public", "pub_a"}
 	odd := TableName{"Odd Schema", `Tab"le`}
 
@@ -287,7 +299,7 @@ func TestPublication(t *testing.T) {
 		t.Fatalf("tables after SET TABLE %v", got)
 	}
 	// Someone narrowed what it publishes: restored.
-	exec(t, srv, `ALTER PUBLICATION pub_t SET (publish = 'insert')`)
+	exec(t, srv(t), `ALTER PUBLICATION pub_t SET (publish = 'insert')`)
 	if err := EnsurePublication(ctx, conn, "pub_t", []TableName{odd, {"public", "pub_full"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +316,7 @@ func TestPublication(t *testing.T) {
 	if got := publicationTables(t, conn, "pub_t"); len(got) != 2 {
 		t.Fatalf("tables changed by a refused call: %v", got)
 	}
-	exec(t, srv, `UPDATE pub_nokey SET v = 1`) // still allowed: it was never published
+	exec(t, srv(t), `UPDATE pub_nokey SET v = 1`) // still allowed: it was never published
 	for _, bad := range [][]TableName{nil, {{"public", "nope"}}, {{"", "pub_a"}}, {a, a}} {
 		if err := EnsurePublication(ctx, conn, "pub_t", bad); err == nil {
 			t.Errorf("EnsurePublication(%v) = nil", bad)
@@ -315,11 +327,11 @@ func TestPublication(t *testing.T) {
 			t.Errorf("publication name %q accepted", name)
 		}
 	}
-	exec(t, srv, `CREATE PUBLICATION pub_all FOR ALL TABLES`)
+	exec(t, srv(t), `CREATE PUBLICATION pub_all FOR ALL TABLES`)
 	if err := EnsurePublication(ctx, conn, "pub_all", []TableName{a}); err == nil || !strings.Contains(err.Error(), "FOR ALL TABLES") {
 		t.Errorf("FOR ALL TABLES publication: %v", err)
 	}
-	exec(t, srv, `DROP PUBLICATION pub_all`)
+	exec(t, srv(t), `DROP PUBLICATION pub_all`)
 
 	if err := DropPublication(ctx, conn, "pub_t"); err != nil {
 		t.Fatal(err)
@@ -334,13 +346,13 @@ func TestPublication(t *testing.T) {
 
 func TestSnapshotIsConsistentWithSlot(t *testing.T) {
 	ctx := testCtx(t)
-	exec(t, srv, `CREATE TABLE snap (id int PRIMARY KEY, v text); INSERT INTO snap VALUES (1, 'a'), (2, 'b'), (3, 'c')`)
-	c, rc := newCDC(t, srv, "snap", TableName{"public", "snap"})
+	exec(t, srv(t), `CREATE TABLE snap (id int PRIMARY KEY, v text); INSERT INTO snap VALUES (1, 'a'), (2, 'b'), (3, 'c')`)
+	c, rc := newCDC(t, srv(t), "snap", TableName{"public", "snap"})
 	if c.consistent == 0 || !snapshotRe.MatchString(c.snapshot) {
 		t.Fatalf("consistent point %s, snapshot %q", c.consistent, c.snapshot)
 	}
 	// Written after the slot: in the stream, not in the snapshot.
-	exec(t, srv, `INSERT INTO snap VALUES (4, 'd'); UPDATE snap SET v = 'B' WHERE id = 2`)
+	exec(t, srv(t), `INSERT INTO snap VALUES (4, 'd'); UPDATE snap SET v = 'B' WHERE id = 2`)
 
 	read := func(snapshot string) []string {
 		t.Helper()

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -15,11 +16,11 @@ import (
 )
 
 func TestLargeTransactionSplitsIntoBatches(t *testing.T) {
-	exec(t, srv, `CREATE TABLE bulk (id int PRIMARY KEY)`)
-	c, rc := newCDC(t, srv, "bulk", TableName{"public", "bulk"})
+	exec(t, srv(t), `CREATE TABLE bulk (id int PRIMARY KEY)`)
+	c, rc := newCDC(t, srv(t), "bulk", TableName{"public", "bulk"})
 	st := c.start(rc, StreamOptions{MaxChanges: 100})
-	exec(t, srv, `INSERT INTO bulk SELECT generate_series(1, 250)`)
-	exec(t, srv, `INSERT INTO bulk SELECT generate_series(251, 350)`)
+	exec(t, srv(t), `INSERT INTO bulk SELECT generate_series(1, 250)`)
+	exec(t, srv(t), `INSERT INTO bulk SELECT generate_series(251, 350)`)
 
 	var sizes []int
 	var commitsAt []bool
@@ -46,9 +47,9 @@ func TestLargeTransactionSplitsIntoBatches(t *testing.T) {
 
 func TestConfirmIsTheCursor(t *testing.T) {
 	ctx := testCtx(t)
-	exec(t, srv, `CREATE TABLE cursor_rows (id int PRIMARY KEY)`)
-	c, rc := newCDC(t, srv, "cursor", TableName{"public", "cursor_rows"})
-	st := c.start(rc, StreamOptions{IdleAfter: 200 * 1e6})
+	exec(t, srv(t), `CREATE TABLE cursor_rows (id int PRIMARY KEY)`)
+	c, rc := newCDC(t, srv(t), "cursor", TableName{"public", "cursor_rows"})
+	st := c.start(rc, StreamOptions{IdleAfter: 200 * time.Millisecond})
 
 	// Nothing written yet: an Idle batch, empty.
 	b, err := st.Next(ctx)
@@ -56,7 +57,7 @@ func TestConfirmIsTheCursor(t *testing.T) {
 		t.Fatalf("first Next on a quiet table: %+v, %v", b, err)
 	}
 
-	exec(t, srv, `INSERT INTO cursor_rows VALUES (1)`)
+	exec(t, srv(t), `INSERT INTO cursor_rows VALUES (1)`)
 	b1 := nextData(t, st)
 	st.Confirm(b1.EndLSN)
 	st.Confirm(b1.EndLSN - 1) // never backwards
@@ -69,7 +70,7 @@ func TestConfirmIsTheCursor(t *testing.T) {
 	})
 
 	// Delivered but not confirmed: it comes again after a restart, with what was written meanwhile.
-	exec(t, srv, `INSERT INTO cursor_rows VALUES (2)`)
+	exec(t, srv(t), `INSERT INTO cursor_rows VALUES (2)`)
 	b2 := nextData(t, st)
 	if got := ids(b2.Changes, 0); !slices.Equal(got, []string{"2"}) || !b2.Commit {
 		t.Fatalf("second batch %v", got)
@@ -87,9 +88,9 @@ func TestConfirmIsTheCursor(t *testing.T) {
 	if info.ConfirmedFlush >= b2.CommitLSN || info.Active {
 		t.Fatalf("after Close: confirmed %s (second commit at %s), active %v", info.ConfirmedFlush, b2.CommitLSN, info.Active)
 	}
-	exec(t, srv, `INSERT INTO cursor_rows VALUES (3)`)
+	exec(t, srv(t), `INSERT INTO cursor_rows VALUES (3)`)
 
-	st2 := c.restart(StreamOptions{IdleAfter: 200 * 1e6})
+	st2 := c.restart(StreamOptions{IdleAfter: 200 * time.Millisecond})
 	var got []string
 	for _, tx := range commits(t, st2, 2) {
 		got = append(got, ids(tx, 0)...)
@@ -104,15 +105,15 @@ func TestConfirmIsTheCursor(t *testing.T) {
 
 func TestQuietSlotAdvancesOverOtherTables(t *testing.T) {
 	ctx := testCtx(t)
-	exec(t, srv, `CREATE TABLE quiet (id int PRIMARY KEY); CREATE TABLE busy (id int PRIMARY KEY)`)
-	c, rc := newCDC(t, srv, "quiet", TableName{"public", "quiet"})
-	st := c.start(rc, StreamOptions{IdleAfter: 100 * 1e6, StatusInterval: 100 * 1e6})
-	exec(t, srv, `INSERT INTO busy SELECT generate_series(1, 1000)`)
+	exec(t, srv(t), `CREATE TABLE quiet (id int PRIMARY KEY); CREATE TABLE busy (id int PRIMARY KEY)`)
+	c, rc := newCDC(t, srv(t), "quiet", TableName{"public", "quiet"})
+	st := c.start(rc, StreamOptions{IdleAfter: 100 * time.Millisecond, StatusInterval: 100 * time.Millisecond})
+	exec(t, srv(t), `INSERT INTO busy SELECT generate_series(1, 1000)`)
 	var before LSN
 	if err := c.conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&before); err != nil {
 		t.Fatal(err)
 	}
-	exec(t, srv, `INSERT INTO busy VALUES (1001)`)
+	exec(t, srv(t), `INSERT INTO busy VALUES (1001)`)
 	// Nothing of busy is delivered, yet the slot moves past its WAL instead of holding it.
 	poll(t, "the slot to move past WAL of unpublished tables", func() (bool, error) {
 		b, err := st.Next(ctx)
@@ -126,9 +127,9 @@ func TestQuietSlotAdvancesOverOtherTables(t *testing.T) {
 		return info.ConfirmedFlush > before, err
 	})
 	// A delivered but unconfirmed transaction stops that: the slot waits for Confirm.
-	exec(t, srv, `INSERT INTO quiet VALUES (1)`)
+	exec(t, srv(t), `INSERT INTO quiet VALUES (1)`)
 	b := nextData(t, st)
-	exec(t, srv, `INSERT INTO busy VALUES (1002)`)
+	exec(t, srv(t), `INSERT INTO busy VALUES (1002)`)
 	untilIdle(t, st)
 	untilIdle(t, st)
 	if err := st.Flush(ctx); err != nil {
@@ -153,9 +154,9 @@ func TestQuietSlotAdvancesOverOtherTables(t *testing.T) {
 
 func TestDropSlotHeldByAStream(t *testing.T) {
 	ctx := testCtx(t)
-	exec(t, srv, `CREATE TABLE held (id int PRIMARY KEY)`)
-	c, rc := newCDC(t, srv, "held", TableName{"public", "held"})
-	st := c.start(rc, StreamOptions{IdleAfter: 100 * 1e6})
+	exec(t, srv(t), `CREATE TABLE held (id int PRIMARY KEY)`)
+	c, rc := newCDC(t, srv(t), "held", TableName{"public", "held"})
+	st := c.start(rc, StreamOptions{IdleAfter: 100 * time.Millisecond})
 	if b, err := st.Next(ctx); err != nil || !b.Idle {
 		t.Fatalf("Next: %+v %v", b, err)
 	}
@@ -229,13 +230,13 @@ func TestSlotLost(t *testing.T) {
 func TestPrivileges(t *testing.T) {
 	ctx := testCtx(t)
 	pw, plainPW := password(t), password(t)
-	if err := srv.CreateRole(ctx, "cdc_user", pw, "REPLICATION"); err != nil {
+	if err := srv(t).CreateRole(ctx, "cdc_user", pw, "REPLICATION"); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.CreateRole(ctx, "plain_user", plainPW); err != nil {
+	if err := srv(t).CreateRole(ctx, "plain_user", plainPW); err != nil {
 		t.Fatal(err)
 	}
-	exec(t, srv, `GRANT CREATE ON DATABASE app TO cdc_user;
+	exec(t, srv(t), `GRANT CREATE ON DATABASE app TO cdc_user;
 		CREATE TABLE priv_own (id int PRIMARY KEY); ALTER TABLE priv_own OWNER TO cdc_user;
 		INSERT INTO priv_own VALUES (1);
 		CREATE TABLE priv_other (id int PRIMARY KEY); GRANT SELECT ON priv_other TO cdc_user, plain_user;
@@ -258,19 +259,19 @@ func TestPrivileges(t *testing.T) {
 
 	// Without the REPLICATION attribute there is no replication connection; without CREATE on
 	// the database, no publication.
-	_, err := ConnectReplication(ctx, userCfg(t, srv, "plain_user", plainPW))
+	_, err := ConnectReplication(ctx, userCfg(t, srv(t), "plain_user", plainPW))
 	denied("replication connection without REPLICATION", err)
-	plain := regular(t, srv, "plain_user", plainPW)
+	plain := regular(t, srv(t), "plain_user", plainPW)
 	denied("publication without CREATE on the database", EnsurePublication(ctx, plain, "priv_pub", []TableName{{"public", "priv_other"}}))
 
 	// With REPLICATION and CREATE: only tables it owns can be published.
-	conn := regular(t, srv, "cdc_user", pw)
+	conn := regular(t, srv(t), "cdc_user", pw)
 	denied("publication of a table it does not own", EnsurePublication(ctx, conn, "priv_pub", []TableName{{"public", "priv_other"}}))
 	if err := EnsurePublication(ctx, conn, "priv_pub", []TableName{{"public", "priv_own"}}); err != nil {
 		noSecret(err)
 		t.Fatal(err)
 	}
-	rc := replication(t, srv, "cdc_user", pw)
+	rc := replication(t, srv(t), "cdc_user", pw)
 	_, snap, err := CreateSlot(ctx, rc, "priv_slot")
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +287,7 @@ func TestPrivileges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close(context.Background())
-	exec(t, srv, `INSERT INTO priv_own VALUES (2)`)
+	exec(t, srv(t), `INSERT INTO priv_own VALUES (2)`)
 	if got := ids(commits(t, st, 1)[0], 0); !slices.Equal(got, []string{"2"}) {
 		t.Fatalf("stream as cdc_user: %v", got)
 	}
@@ -297,4 +298,33 @@ func TestPrivileges(t *testing.T) {
 	if err := DropPublication(ctx, conn, "priv_pub"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestNextDeadlineAndCloseReportsConfirmed(t *testing.T) {
+	ctx := testCtx(t)
+	exec(t, srv(t), `CREATE TABLE closing (id int PRIMARY KEY)`)
+	c, rc := newCDC(t, srv(t), "closing", TableName{"public", "closing"})
+	st := c.start(rc, StreamOptions{IdleAfter: 30 * time.Second})
+
+	// A caller's deadline ends Next with its error; the stream goes on afterwards.
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err := st.Next(short)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Next past its deadline: %v", err)
+	}
+	exec(t, srv(t), `INSERT INTO closing VALUES (1)`)
+	b := nextData(t, st)
+	if got := ids(b.Changes, 0); !slices.Equal(got, []string{"1"}) || !b.Commit {
+		t.Fatalf("after the deadline: %v", got)
+	}
+	// Confirmed, never flushed (the status interval is 10 s): Close reports it.
+	st.Confirm(b.EndLSN)
+	if err := st.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "Close's status update to reach the slot", func() (bool, error) {
+		info, err := Slot(ctx, c.conn, c.slot)
+		return info.ConfirmedFlush >= b.EndLSN && !info.Active, err
+	})
 }
