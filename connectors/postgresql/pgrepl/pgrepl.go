@@ -302,7 +302,9 @@ func DropPublication(ctx context.Context, conn *pgx.Conn, name string) error {
 
 // DropSlot drops the replication slot name (pg_drop_replication_slot) if it exists. When a
 // connection holds it (active), DropSlot terminates that backend (pg_terminate_backend) and waits,
-// bounded by ctx, until the slot is released. Dropping a missing slot is not an error.
+// bounded by ctx, until the slot is released. Dropping a missing slot is not an error. Slot names
+// are cluster-wide and DropSlot does not look at the slot's database: a caller that may share a
+// cluster with other databases checks SlotInfo.Database first.
 func DropSlot(ctx context.Context, conn *pgx.Conn, name string) error {
 	if err := checkName("slot", name); err != nil {
 		return err
