@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -33,6 +34,11 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if fuzzingOnly() {
+		// The fuzz targets need no server: a fuzzing run (and each of its workers, which
+		// run TestMain too) does not start one.
+		os.Exit(m.Run())
+	}
 	var err error
 	if srv, err = pgtest.New(pgtest.Options{Databases: []string{testDB}}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -54,6 +60,19 @@ func TestMain(m *testing.M) {
 		code = 1
 	}
 	os.Exit(code)
+}
+
+// fuzzingOnly reports whether this process only fuzzes: a fuzz worker, or -fuzz with
+// -run='^$' (make fuzz).
+func fuzzingOnly() bool {
+	flag.Parse()
+	value := func(name string) string {
+		if f := flag.Lookup(name); f != nil {
+			return f.Value.String()
+		}
+		return ""
+	}
+	return value("test.fuzzworker") == "true" || (value("test.fuzz") != "" && value("test.run") == "^$")
 }
 
 func randomHex(n int) string {

@@ -74,7 +74,7 @@ func (t *table) item(cols []string, vals []any) (connectors.Item, error) {
 	return it, err
 }
 
-// rowPos is a row's place in the orders key sets walk: its cursorColumn value and its
+// rowPos is a row's place in the key-set orders listings walk: its cursorColumn value and its
 // primary key, as text the server parses back.
 type rowPos struct {
 	cursor string

@@ -278,7 +278,7 @@ func parseTableName(name string) (schema, table string, err error) {
 // ident is the quoted SQL form of the table: "schema"."table".
 func (t *tableSpec) ident() string { return pgx.Identifier{t.schema, t.rel}.Sanitize() }
 
-// spec returns the tableSpec of container name, nil when the Connection lists none.
+// table returns the tableSpec of container name, nil when the Connection lists none.
 func (s *settings) table(name string) *tableSpec {
 	for _, t := range s.tables {
 		if t.name == name {
