@@ -127,6 +127,8 @@ func TestItemRoundTripCompositeKey(t *testing.T) {
 			t.Fatalf("item %+v", it)
 		}
 	}
+	// Rows decoded from their text form (as a stream decodes them) have the same ids.
+	sameItems(t, textDecoded(t, c, lines.Name), items)
 	// LiveIDs pages through the same key by key set.
 	ids, err := c.LiveIDs(ctx, connectors.Container{Key: lines.Name}, "")
 	if err != nil || len(ids.Items) != 3 {
@@ -239,6 +241,9 @@ func TestFieldsTypesAndBounds(t *testing.T) {
 		t.Fatalf("title %q, text %q, updatedAt %v", it.Title, it.Text, it.UpdatedAt)
 	}
 
+	// Decoded from their text form (as a stream decodes them), the same item.
+	sameItems(t, textDecoded(t, c, typed.Name), p.Items)
+
 	// A large value is dropped from the fields (the largest first) and the text is bounded.
 	exec(t, "UPDATE "+q+" SET big = repeat('é', 50000), t = repeat('x', 10000)")
 	it, err = c.Item(ctx, it.ID)
@@ -260,6 +265,65 @@ func TestFieldsTypesAndBounds(t *testing.T) {
 	}
 	if len(it.Title) > maxTitleBytes {
 		t.Fatalf("title is %d bytes", len(it.Title))
+	}
+}
+
+// textDecoded reads the rows of t in primary key order as a change stream gets them:
+// in text form (the simple protocol's results, like pgoutput's tuples), decoded by a
+// type map on which registerTypes ran, mapped by table.item.
+func textDecoded(t *testing.T, c *client, name string) []connectors.Item {
+	t.Helper()
+	ctx := testContext(t)
+	tb, err := c.table(ctx, name, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.pool(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := p.Query(ctx, "SELECT t.* FROM "+tb.ident+" t ORDER BY "+tb.pkList(), pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var cols []string
+	for _, fd := range rows.FieldDescriptions() {
+		if fd.Format != pgx.TextFormatCode {
+			t.Fatalf("column %s is not in text form", fd.Name)
+		}
+		cols = append(cols, fd.Name)
+	}
+	var out []connectors.Item
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		it, err := tb.item(cols, vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sameItems fails unless the rows read two ways map to the same items.
+func sameItems(t *testing.T, got, want []connectors.Item) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d items, want %d", len(got), len(want))
+	}
+	for i := range got {
+		gb, _ := json.Marshal(got[i])
+		wb, _ := json.Marshal(want[i])
+		if string(gb) != string(wb) {
+			t.Fatalf("from text:\n%s\nfrom binary:\n%s", gb, wb)
+		}
 	}
 }
 
