@@ -23,7 +23,8 @@ FUZZ_TARGETS ?= ./connectors/atlassian:FuzzParseTime ./connectors/atlassian:Fuzz
 	./connectors/confluence:FuzzCursor ./internal/egress:FuzzCheckURL ./internal/syncer:FuzzParseCursor \
 	./internal/api:FuzzRequest ./connectors/salesforce/salesforcetest:FuzzParseSOQL \
 	./connectors/salesforce/salesforcetest:FuzzParseSOSL ./connectors/salesforce:FuzzQuoteSOQL \
-	./connectors/salesforce:FuzzEscapeSOSL ./connectors/salesforce:FuzzCursor ./connectors/salesforce:FuzzCheckFilter
+	./connectors/salesforce:FuzzEscapeSOSL ./connectors/salesforce:FuzzCursor ./connectors/salesforce:FuzzCheckFilter \
+	./connectors/postgresql/pgrepl:FuzzDecode ./connectors/postgresql:FuzzParseTableName ./connectors/postgresql:FuzzItemID
 FUZZTIME ?= 5s
 
 .PHONY: all

@@ -99,6 +99,14 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, salesforceAddr, stateDi
 	go func() { _ = sfSrv.Serve(sfLn) }()
 	defer func() { _ = sfSrv.Close() }()
 
+	// A throwaway PostgreSQL server with the demo tables (config/samples/postgresql.yaml).
+	fmt.Println(">> starting PostgreSQL (demo database)")
+	pg, err := startPostgres(ctx)
+	if err != nil {
+		return fmt.Errorf("PostgreSQL: %w (is another make dev running? make postgres installs the server)", err)
+	}
+	defer func() { _ = pg.Close() }()
+
 	// A demo sink for the samples' sync (config/samples/team-a.yaml points here).
 	sink := sinktest.New()
 	sink.OnBatch(func(batch []sinktest.Event) {
@@ -138,6 +146,11 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, salesforceAddr, stateDi
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}); err != nil {
 		return err
 	}
+	// The demo server's CA, which the demo Connector verifies it with.
+	if err := c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: "demo-postgres-ca"},
+		Data: map[string]string{"ca.crt": string(pg.CAPEM)}}); err != nil {
+		return err
+	}
 
 	fmt.Println(">> applying config/samples")
 	apply := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "apply", "-k", "config/samples")
@@ -170,7 +183,7 @@ func run(ctx context.Context, assets, kubectl, fakeAddr, salesforceAddr, stateDi
 	defer stopMgr()
 	mgrErr := make(chan error, 1)
 	go func() { mgrErr <- mgr.Start(mgrCtx) }()
-	if err := waitForSamples(ctx, c, sink, demoRecords(org)); err != nil {
+	if err := waitForSamples(ctx, c, sink, demoRecords(org)+demoRows); err != nil {
 		return err
 	}
 	if err := checkAPI(ctx, token); err != nil {
@@ -200,15 +213,17 @@ func demoRecords(org *salesforcetest.Server) int {
 
 // waitForSamples waits until each sample Connection shows the Ready reason it should,
 // and the syncing ones delivered everything: team-a/jira the demo site's 2 projects × 60
-// issues, team-a/salesforce the demo org's records (sfRecords), into the one demo sink.
-func waitForSamples(ctx context.Context, c client.Client, sink *sinktest.Sink, sfRecords int) error {
+// issues, team-a/salesforce the demo org's records and team-a/postgresql the demo rows
+// (records), into the one demo sink.
+func waitForSamples(ctx context.Context, c client.Client, sink *sinktest.Sink, records int) error {
 	want := map[client.ObjectKey]string{
 		{Namespace: "team-a", Name: "jira"}:       v1alpha1.SucceededReason,
 		{Namespace: "team-a", Name: "wiki"}:       v1alpha1.SucceededReason,
 		{Namespace: "team-b", Name: "jira"}:       v1alpha1.CredentialsRejectedReason,
 		{Namespace: "team-a", Name: "salesforce"}: v1alpha1.SucceededReason,
+		{Namespace: "team-a", Name: "postgresql"}: v1alpha1.SucceededReason,
 	}
-	wantItems := 120 + sfRecords
+	wantItems := 120 + records
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	for {
@@ -222,7 +237,7 @@ func waitForSamples(ctx context.Context, c client.Client, sink *sinktest.Sink, s
 			}
 		}
 		synced := true
-		for _, name := range []string{"jira", "salesforce"} {
+		for _, name := range []string{"jira", "salesforce", "postgresql"} {
 			var conn v1alpha1.Connection
 			if err := c.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: name}, &conn); err != nil ||
 				!meta.IsStatusConditionTrue(conn.Status.Conditions, v1alpha1.SyncedCondition) {
@@ -330,7 +345,8 @@ connector-operator is running against a local control plane.
   kubeconfig:          %[2]s
   fake Atlassian site: %[3]s (demo accounts: alice@example.com / demo-jira-token)
   fake Salesforce org: %[6]s (demo connected app: %[7]s / %[8]s)
-  demo sink:           http://127.0.0.1:8091 (team-a/jira and team-a/salesforce sync into it)
+  PostgreSQL:          postgres://127.0.0.1:8093/demo (role demo_reader / demo-reader-password; TLS, CA in connector-system/demo-postgres-ca)
+  demo sink:           http://127.0.0.1:8091 (team-a/jira, team-a/salesforce and team-a/postgresql sync into it)
 
 Try, in another terminal:
   export KUBECONFIG=%[2]s
@@ -342,6 +358,8 @@ Try, in another terminal:
   %[1]s get events -A
   curl -u alice@example.com:demo-jira-token %[3]s/rest/api/3/myself
   %[1]s get conn -n team-a salesforce -o yaml
+  %[1]s get conn -n team-a postgresql -o yaml
+  PGPASSWORD=demo-reader-password psql "host=127.0.0.1 port=8093 dbname=demo user=demo_reader sslmode=require" -c 'TABLE tickets LIMIT 3'
 
 The HTTP API (http://%[5]s, docs at http://%[5]s/docs), as team-a/demo-reader:
   export TOKEN=%[4]s
@@ -350,6 +368,7 @@ The HTTP API (http://%[5]s, docs at http://%[5]s/docs), as team-a/demo-reader:
   curl -H "Authorization: Bearer $TOKEN" 'http://%[5]s/api/v1/search?q=release&limit=5'
   curl -H "Authorization: Bearer $TOKEN" 'http://%[5]s/api/v1/namespaces/team-a/connections/jira/items?container=PRJA&limit=3'
   curl -H "Authorization: Bearer $TOKEN" 'http://%[5]s/api/v1/namespaces/team-a/connections/salesforce/items?container=Case&limit=3'
+  curl -H "Authorization: Bearer $TOKEN" 'http://%[5]s/api/v1/search?q=invoice&kind=row'
 
 Ctrl-C stops everything.
 ================================================================================

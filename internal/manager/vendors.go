@@ -6,5 +6,6 @@ package manager
 import (
 	_ "github.com/unified-connectors/connector-operator/connectors/confluence"
 	_ "github.com/unified-connectors/connector-operator/connectors/jira"
+	_ "github.com/unified-connectors/connector-operator/connectors/postgresql"
 	_ "github.com/unified-connectors/connector-operator/connectors/salesforce"
 )
