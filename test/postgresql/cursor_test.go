@@ -108,8 +108,7 @@ func TestLateCommitDelivered(t *testing.T) {
 	must(t, err)
 	// B starts after A and commits first: its rows carry later updated_at values.
 	exec(t, s.pg, `INSERT INTO public.late (id, note) SELECT g, 'b' FROM generate_series(100, 119) g`)
-	asked := time.Now()
-	s.requestNow(t, "late")
+	asked := s.requestNow(t, "late")
 	g.Eventually(func() int { return sink.Check().Distinct }, timeout, poll).Should(Equal(30))
 	s.synced(t, "late", asked)
 
@@ -117,8 +116,7 @@ func TestLateCommitDelivered(t *testing.T) {
 	g.Expect(queryInt(t, s.pg, `SELECT count(*) FROM public.late
 		WHERE id = 1000 AND updated_at < (SELECT min(updated_at) FROM public.late WHERE note = 'b')`)).
 		To(BeEquivalentTo(1), "the late row's updated_at is older than the rows delivered before it")
-	asked = time.Now()
-	s.requestNow(t, "late")
+	asked = s.requestNow(t, "late")
 	s.synced(t, "late", asked)
 	g.Eventually(func() bool {
 		for _, e := range rowEvents(t, sink) {
@@ -129,8 +127,7 @@ func TestLateCommitDelivered(t *testing.T) {
 		return false
 	}, timeout, poll).Should(BeTrue(), "the row of the late commit is delivered")
 	// One more run: the look-back re-reads the same window again.
-	asked = time.Now()
-	s.requestNow(t, "late")
+	asked = s.requestNow(t, "late")
 	s.synced(t, "late", asked)
 	n := map[int64]int{}
 	for _, e := range rowEvents(t, sink) {
@@ -160,8 +157,7 @@ func TestSharedTimestamp(t *testing.T) {
 	s.connection(t, "tied", "pg-tied", secretOf(role), cursorMode(table("public.tied", "updated_at", "")), sink.URL(), 50, nil)
 	g.Eventually(func() int { return sink.Check().Distinct }, timeout, poll).Should(Equal(500))
 	s.synced(t, "tied", start)
-	asked := time.Now()
-	s.requestNow(t, "tied")
+	asked := s.requestNow(t, "tied")
 	s.synced(t, "tied", asked)
 	n := map[int64]int{}
 	for _, e := range rowEvents(t, sink) {

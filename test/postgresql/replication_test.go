@@ -271,8 +271,7 @@ func TestModeChangeDropsSlot(t *testing.T) {
 	}, timeout, poll).Should(Succeed())
 
 	exec(t, s.pg, `INSERT INTO public.switched (id, val, note) VALUES (5000, 5000, 'after the switch')`)
-	asked := time.Now()
-	s.requestNow(t, "switch")
+	asked := s.requestNow(t, "switch")
 	s.synced(t, "switch", asked)
 	sameState(t, s.pg, sink, "public.switched")
 	c := s.get(g, "switch")
@@ -332,7 +331,8 @@ func TestLostSlotStalls(t *testing.T) {
 	sc := condition(s.get(g, "lost"), v1alpha1.SyncedCondition)
 	t.Logf("lost after %d rounds of WAL; Synced: %s: %s", rounds, sc.Reason, sc.Message)
 
-	asked := time.Now()
+	asked := time.Now().Truncate(time.Second).Add(time.Second)
+	time.Sleep(time.Until(asked)) // whole seconds: see requestNow
 	s.update(t, "lost", func(c *v1alpha1.Connection) { c.Spec.Sync.ResyncRequest = "after-lost-slot" })
 	got := s.synced(t, "lost", asked)
 	g.Expect(got.Status.Sync.LastHandledResyncRequest).To(Equal("after-lost-slot"))

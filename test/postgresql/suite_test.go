@@ -317,15 +317,21 @@ func replicationMode(tables ...v1alpha1.PostgreSQLTable) v1alpha1.PostgreSQLConn
 	return v1alpha1.PostgreSQLConnectionSpec{Mode: v1alpha1.PostgreSQLModeLogicalReplication, Tables: tables}
 }
 
-// requestNow sets the requested-at annotation: a probe and a sync run at once.
-func (s *suite) requestNow(t *testing.T, name string) {
+// requestNow sets the requested-at annotation: a probe and a sync run at once. It
+// first waits for the next whole second and returns it: status times are whole seconds,
+// so only a run that ended after the request reads as at or after the returned instant
+// (see synced).
+func (s *suite) requestNow(t *testing.T, name string) time.Time {
 	t.Helper()
+	at := time.Now().Truncate(time.Second).Add(time.Second)
+	time.Sleep(time.Until(at))
 	s.update(t, name, func(c *v1alpha1.Connection) {
 		if c.Annotations == nil {
 			c.Annotations = map[string]string{}
 		}
 		c.Annotations[v1alpha1.RequestedAtAnnotation] = time.Now().Format(time.RFC3339Nano)
 	})
+	return at
 }
 
 // update patches the Connection with mutate, retrying on conflicts.
