@@ -645,7 +645,7 @@ func (s *scenario) oauthConnection(t *testing.T) client.ObjectKey {
 			Scopes:          []string{"read:jira-work", "read:jira-user", "offline_access"},
 			AuthorizeURL:    v1alpha1.URL(s.fake.URL() + "/authorize"),
 			TokenURL:        v1alpha1.URL(s.fake.URL() + "/oauth/token"),
-			APIBaseURL: v1alpha1.URL(s.fake.URL()),
+			APIBaseURL:      v1alpha1.URL(s.fake.URL()),
 		},
 		RateLimit: v1alpha1.RateLimitSpec{RequestsPerSecond: 1000, Burst: 1000},
 	}}

@@ -162,12 +162,12 @@ func TestConcurrentTransactionsArriveInCommitOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer first.Close(context.Background())
+	defer func() { _ = first.Close(context.Background()) }()
 	second, err := srv(t).SuperConn(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer second.Close(context.Background())
+	defer func() { _ = second.Close(context.Background()) }()
 	// first begins and writes first; second begins later and commits first.
 	mustExec := func(c *pgx.Conn, sql string) {
 		t.Helper()
@@ -195,7 +195,7 @@ func TestConcurrentTransactionsArriveInCommitOrder(t *testing.T) {
 	if got := ids(batches[1].Changes, 0); !slices.Equal(got, []string{"1", "2", "4"}) {
 		t.Fatalf("second transaction delivered: %v", got)
 	}
-	if !(batches[0].CommitLSN < batches[1].CommitLSN && batches[0].EndLSN <= batches[1].CommitLSN) {
+	if batches[0].CommitLSN >= batches[1].CommitLSN || batches[0].EndLSN > batches[1].CommitLSN {
 		t.Fatalf("commit positions out of order: %s/%s then %s/%s", batches[0].CommitLSN, batches[0].EndLSN, batches[1].CommitLSN, batches[1].EndLSN)
 	}
 	if batches[0].CommitTime.IsZero() || batches[1].CommitTime.Before(batches[0].CommitTime) {

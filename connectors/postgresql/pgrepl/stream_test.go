@@ -286,7 +286,7 @@ func TestPrivileges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close(context.Background())
+	defer func() { _ = st.Close(context.Background()) }()
 	exec(t, srv(t), `INSERT INTO priv_own VALUES (2)`)
 	if got := ids(commits(t, st, 1)[0], 0); !slices.Equal(got, []string{"2"}) {
 		t.Fatalf("stream as cdc_user: %v", got)
