@@ -163,6 +163,8 @@ type client struct {
 	set  settings
 	// mode is spec.postgresql.mode: cursorColumn or logicalReplication.
 	mode string
+	// conn is the Connection the client serves (UID, spec.sync); nil in Validate.
+	conn *v1alpha1.Connection
 
 	user, password string
 	cert           *tls.Certificate // client certificate, nil when none
@@ -182,7 +184,7 @@ func (p *Provider) newClient(cfg connectors.Config) (*client, error) {
 	}
 	v := cfg.Credentials.Values
 	c := &client{
-		prov: p, key: cfg.Key, set: s, mode: s.mode,
+		prov: p, key: cfg.Key, set: s, mode: s.mode, conn: cfg.Connection,
 		user: v[KeyUsername], password: v[KeyPassword],
 		dial: cfg.Dial, readRef: cfg.ReadRef, allowInsecure: cfg.AllowInsecure,
 	}

@@ -1,5 +1,3 @@
-//go:build postgresql_stream
-
 package postgresql
 
 import (
