@@ -52,9 +52,6 @@ const (
 	// maxPendingAge is how long a delivered-to-be change waits for its batch to fill
 	// while changes keep coming (a quiet stream delivers at once, when it turns idle).
 	maxPendingAge = time.Second
-	// flushEvery bounds how often a confirmed position is reported to the server between
-	// pgrepl's own status updates.
-	flushEvery = time.Second
 	// keepAliveEvery is how often the slot hears from us while the sink takes its time
 	// (the server ends a replication connection silent for wal_sender_timeout, 60 s).
 	keepAliveEvery = 10 * time.Second
@@ -530,7 +527,6 @@ func (r *replicator) run(ctx context.Context, st *pgrepl.Stream, pos streamPosit
 		txStart   int // pending[txStart:] belong to the open transaction
 		since     time.Time
 		confirmed pgrepl.LSN
-		flushed   time.Time
 		last      pgrepl.LSN // end of the last complete transaction received
 	)
 	send := func(n int, caughtUp bool) error {
@@ -562,11 +558,10 @@ func (r *replicator) run(ctx context.Context, st *pgrepl.Stream, pos streamPosit
 		if end > confirmed {
 			st.Confirm(end)
 			confirmed = end
-			if caughtUp || time.Since(flushed) >= flushEvery {
-				if err := st.Flush(ctx); err != nil {
-					return r.c.replicationError("stream from slot "+r.slot, r.slot, connectors.KindUnavailable, err)
-				}
-				flushed = time.Now()
+			// Reported at once (a 34-byte status update): a crash then repeats at most
+			// the batch in flight, counted in items, not a second of them.
+			if err := st.Flush(ctx); err != nil {
+				return r.c.replicationError("stream from slot "+r.slot, r.slot, connectors.KindUnavailable, err)
 			}
 		}
 		pending = append([]connectors.Item(nil), pending[n:]...)
