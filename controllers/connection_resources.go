@@ -116,10 +116,19 @@ func (r *ConnectionReconciler) release(ctx context.Context, conn *v1alpha1.Conne
 
 // setFinalizers patches metadata.finalizers to want, failing on a concurrent change (the
 // optimistic lock), which the requeue retries.
+//
+// It patches a copy: the answer would replace conn's status, which this reconcile has
+// changed in memory (identity, conditions) and writes at its end. Only the finalizers
+// are copied back (a status patch ignores metadata).
 func (r *ConnectionReconciler) setFinalizers(ctx context.Context, conn *v1alpha1.Connection, want []string) error {
-	base := conn.DeepCopy()
+	obj := conn.DeepCopy()
+	base := obj.DeepCopy()
+	obj.SetFinalizers(want)
+	if err := r.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return client.IgnoreNotFound(err)
+	}
 	conn.SetFinalizers(want)
-	return client.IgnoreNotFound(r.Patch(ctx, conn, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})))
+	return nil
 }
 
 func ourFinalizers(conn *v1alpha1.Connection) []string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,12 +63,12 @@ func newPGBench(b *testing.B, tables, rows int) *pgBench {
 		must(b, pg.Exec(ctx, "bench", fmt.Sprintf(`INSERT INTO %s (id, title, body) SELECT g, 'row ' || g, repeat('text ', 20) FROM generate_series(1, %d) g`, name, rows)))
 		must(b, pg.Exec(ctx, "bench", fmt.Sprintf("ALTER TABLE %s OWNER TO %s", name, s.role)))
 	}
-	must(b, k8s.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: "ca-" + s.role},
+	must(b, k8s.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: "ca-" + strings.ReplaceAll(s.role, "_", "-")},
 		Data: map[string]string{"ca.crt": string(pg.CAPEM)}}))
 	cnr := &v1alpha1.Connector{ObjectMeta: metav1.ObjectMeta{Name: "pg-" + rand.String(6)},
 		Spec: v1alpha1.ConnectorSpec{Type: v1alpha1.ConnectorTypePostgreSQL, BaseURL: v1alpha1.EndpointURL(pg.URL("bench")),
 			AuthMethods: []v1alpha1.AuthMethod{v1alpha1.AuthMethodPassword},
-			PostgreSQL:  &v1alpha1.PostgreSQLConnectorSpec{CARef: &v1alpha1.KeyReference{Kind: "ConfigMap", Name: "ca-" + s.role, Key: "ca.crt"}}}}
+			PostgreSQL:  &v1alpha1.PostgreSQLConnectorSpec{CARef: &v1alpha1.KeyReference{Kind: "ConfigMap", Name: "ca-" + strings.ReplaceAll(s.role, "_", "-"), Key: "ca.crt"}}}}
 	must(b, k8s.Create(ctx, cnr))
 	b.Cleanup(func() { _ = k8s.Delete(context.Background(), cnr) })
 	s.connector = cnr.Name
