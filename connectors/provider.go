@@ -202,7 +202,7 @@ type ExternalResources interface {
 	// error. It must work whatever the Connection's current mode.
 	Release(ctx context.Context) error
 	// Report fills the provider's block of the Connection's status (status.postgresql)
-	// with what the vendor says now; it runs at probe time.
+	// with what the vendor says now; it runs on every reconcile that reaches it.
 	Report(ctx context.Context, status *v1alpha1.ConnectionStatus) error
 }
 

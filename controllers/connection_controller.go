@@ -73,10 +73,8 @@ type connectionScope struct {
 	// failed is the error of the step that ended the list early, nil while every step
 	// succeeded. reconcileSync, which always runs, reads it.
 	failed error
-	// client is the vendor client the credentials step built; probed says it also called
-	// the vendor (not only the memory).
+	// client is the vendor client the credentials step built.
 	client connectors.Client
-	probed bool
 }
 
 func (s *connectionScope) key() client.ObjectKey { return client.ObjectKeyFromObject(s.conn) }
@@ -360,7 +358,6 @@ func (r *ConnectionReconciler) probe(ctx context.Context, s *connectionScope) er
 		return o
 	}
 	r.memory.SetProbed(key, uid, inputs)
-	s.probed = true
 	probeLatency.WithLabelValues(string(connector.Spec.Type)).Observe(latency.Seconds())
 	identity := &v1alpha1.IdentityStatus{AccountID: id.AccountID, DisplayName: id.DisplayName,
 		Organization: clip(id.Organization, 64), TimeZone: clip(id.TimeZone, 64), ServerVersion: clip(id.ServerVersion, 64)}

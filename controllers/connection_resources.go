@@ -30,7 +30,7 @@ const releaseTimeout = 30 * time.Second
 // reconcileResources keeps the finalizer of a Connection whose client creates resources
 // at the vendor (a replication slot): set before the engine may create any, and, when the
 // spec no longer needs them (a mode change), the resources released and the finalizer
-// removed. At probe time it lets the provider fill its status block.
+// removed. It lets the provider fill its status block.
 func (r *ConnectionReconciler) reconcileResources(ctx context.Context, s *connectionScope) (ctrl.Result, error) {
 	er, ok := s.client.(connectors.ExternalResources)
 	if !ok {
@@ -57,11 +57,10 @@ func (r *ConnectionReconciler) reconcileResources(ctx context.Context, s *connec
 		if err := r.setFinalizers(ctx, conn, otherFinalizers(conn)); err != nil {
 			return ctrl.Result{}, err
 		}
-		s.probed = true // report the release at once
 	}
-	if !s.probed {
-		return ctrl.Result{}, nil
-	}
+	// Every reconcile that gets here (a probe, a spec change, the engine reporting a new
+	// state) refreshes the provider's block: one cheap vendor query, and reconciles of a
+	// Connection in steady state come only with its probes.
 	callCtx, cancel := context.WithTimeout(ctx, vendorCallTimeout)
 	defer cancel()
 	if err := er.Report(callCtx, &conn.Status); err != nil {
